@@ -1,0 +1,80 @@
+#!/usr/bin/env python3
+"""The gray image experiment: train the DIF U-Net to output a flat 0.5 gray image.
+
+    python blank_experiment.py [--size 128 128] [--epochs 1000] [--lr 5e-5] [--output-dir out/blank]
+
+The output looks gray, but its spectrum shows the periodic artifacts of the network itself.
+Saves gray_image.png (the output), gray_fft.png (its spectrum), gray_experiment.png (both,
+with titles), history.npz (snapshots every 100 steps) and loss.json.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Sequence
+
+from dif.cli import Parser, resolve_device, run_main, setup_logging
+
+
+def parse_args(argv: Sequence[str] | None = None):
+    p = Parser(description=__doc__.split("\n")[1], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--size", type=int, nargs=2, default=[128, 128], metavar=("H", "W"), help="image size (multiples of 16)")
+    p.add_argument("--epochs", "--steps", type=int, default=1000, help="training steps")
+    p.add_argument("--lr", type=float, default=5e-5, help="AdamW learning rate")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--snapshot-every", type=int, default=100, help="keep the output every N steps")
+    p.add_argument("--output-dir", "--output_dir", type=Path, default=Path("out/blank"), help="where to save")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    args = p.parse_args(argv)
+    h, w = args.size
+    if h < 16 or w < 16 or h % 16 or w % 16:
+        p.error(f"--size must be two multiples of 16 (got {h} {w})")
+    if args.epochs < 1 or args.snapshot_every < 1:
+        p.error("--epochs and --snapshot-every must be >= 1")
+    if not args.lr > 0:
+        p.error("--lr must be positive")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    setup_logging()
+    import numpy as np
+    from PIL import Image
+
+    from dif import plots
+    from dif.atomic import write_atomic, write_text_atomic
+    from dif.blank import gray_experiment
+    from dif.errors import DIFError
+    from dif.spectrum import spectrum_image
+
+    device = resolve_device(args.device)
+    out = args.output_dir
+    if out.exists() and not out.is_dir():
+        raise DIFError(f"--output-dir exists and is not a folder: {out}")
+    t0 = time.perf_counter()
+    res = gray_experiment(tuple(args.size), args.epochs, args.lr, args.seed, args.snapshot_every,
+                          device=device, progress=not args.quiet)
+    dt = time.perf_counter() - t0
+    out.mkdir(parents=True, exist_ok=True)
+    img8 = (np.clip(res.image, 0, 1) * 255).round().astype(np.uint8)
+    write_atomic(out / "gray_image.png", lambda p: Image.fromarray(img8).save(p, format="PNG"))
+    spec8 = (spectrum_image(res.image) * 255).round().astype(np.uint8)
+    write_atomic(out / "gray_fft.png", lambda p: Image.fromarray(spec8).save(p, format="PNG"))
+    plots.save_gray_experiment_png(res.image, out / "gray_experiment.png",
+                                   f"Gray image experiment ({args.epochs} steps, lr {args.lr:g})")
+    write_atomic(out / "history.npz", lambda p: np.savez_compressed(
+        p.open("wb"), steps=np.array(sorted(res.history)), images=np.stack([res.history[k] for k in sorted(res.history)])))
+    write_text_atomic(out / "loss.json", json.dumps({"mse": res.loss}) + "\n")
+    print(f"{args.epochs} steps in {dt:.1f} s; final MSE {res.loss[-1]:.2e}; output mean {res.image.mean():.4f}, "
+          f"std {res.image.std():.4f}")
+    print(f"Saved gray_image.png, gray_fft.png, gray_experiment.png, history.npz in {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_main(main))
