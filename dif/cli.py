@@ -47,6 +47,8 @@ def run_main(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | 
     except DIFError as exc:
         sys.stderr.write(f"error: {exc}\n")
         return EXIT_USER_ERROR
+    except SystemExit as exc:  # argparse's own exits (--help, usage errors)
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else EXIT_USER_ERROR)
     except KeyboardInterrupt:
         sys.stderr.write("interrupted\n")
         return 130

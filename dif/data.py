@@ -78,6 +78,8 @@ def load_image(path: str | Path, max_pixels: int = MAX_PIXELS) -> torch.Tensor:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise ImageReadError(f"{path}: refused as a decompression bomb ({exc})") from None
+    except Image.UnidentifiedImageError:
+        raise ImageReadError(f"{path}: cannot decode image (not an image, or an unsupported format)") from None
     except Exception as exc:  # PIL raises OSError, SyntaxError, ValueError, struct.error ...
         msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise ImageReadError(f"{path}: cannot decode image ({msg})") from None
@@ -128,11 +130,12 @@ def find_labelled(root: str | Path) -> LabelledSet:
         raise DIFError(f"data folder not found: {root}")
     if not root.is_dir():
         raise DIFError(f"not a folder: {root}")
+    for sub in (REAL_DIR, FAKE_DIR):
+        if not (root / sub).is_dir():
+            raise DIFError(f"{root} has no '{sub}' folder (expected {REAL_DIR}/ and {FAKE_DIR}/)")
     found = {}
     for sub in (REAL_DIR, FAKE_DIR):
         d = root / sub
-        if not d.is_dir():
-            raise DIFError(f"{root} has no '{sub}' folder (expected {REAL_DIR}/ and {FAKE_DIR}/)")
         imgs = list_images(d)
         if not imgs:
             raise DIFError(f"{d} holds no images ({', '.join(e[1:] for e in IMAGE_EXTENSIONS)})")

@@ -1,0 +1,244 @@
+"""The three scripts end to end on tiny data, and their answers to bad input."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from dif.cli import run_main
+from conftest import ROOT, make_dataset, write_png
+
+TRAIN = ["--epochs", "4", "--crop", "64", "--batch", "8", "--checkpoint-every", "2", "--quiet"]
+
+
+def one_line_error(capsys):
+    """The error is one line; only per-image warnings may come before it."""
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert lines and "Traceback" not in "\n".join(lines), lines
+    assert all(l.startswith("WARNING: skipping") for l in lines[:-1]), lines
+    return lines[-1]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, tiny_data, scripts):
+    out = tmp_path_factory.mktemp("chk") / "check"
+    assert run_main(scripts.train.main, [str(tiny_data), str(out), *TRAIN, "--denoiser", "highpass"]) == 0
+    return out
+
+
+def test_train_writes_everything(trained):
+    names = set(os.listdir(trained))
+    assert {"chk_2.pt", "chk_4.pt", "config.json", "train_files.json", "fingerprint.png", "fingerprint_fft.png",
+            "training.png"} <= names
+    assert not [n for n in names if n.endswith(".tmp")]
+    raw = torch.load(trained / "chk_4.pt", weights_only=True)
+    assert raw["Fingerprint"].shape == (1, 3, 64, 64) and len(raw["Loss"]) == 4 * 2
+    cfg = json.loads((trained / "config.json").read_text())
+    assert cfg["epochs"] == 4 and cfg["crop"] == 64 and cfg["batch_size"] == 8 and cfg["extractor"] == "highpass:1"
+
+
+def test_options_are_honoured(tmp_path, tiny_data, scripts):
+    out = tmp_path / "c"
+    args = [str(tiny_data), str(out), "--e", "3", "--lr", "1e-3", "--bs", "4", "--tr", "4", "--cs", "32",
+            "--a", "0.5", "--boost", "--seed", "7", "--f", "3", "--device", "cpu", "--denoiser", "highpass:2", "--quiet"]
+    assert run_main(scripts.train.main, args) == 0
+    cfg = json.loads((out / "config.json").read_text())
+    assert (cfg["epochs"], cfg["lr"], cfg["batch_size"], cfg["train_size"], cfg["crop"], cfg["alpha"], cfg["boost"],
+            cfg["seed"], cfg["checkpoint_every"], cfg["extractor"]) == (3, 1e-3, 4, 4, 32, 0.5, True, 7, 3, "highpass:2")
+    files = json.loads((out / "train_files.json").read_text())
+    assert len(files["real"]) == 4 and len(files["fake"]) == 4
+    raw = torch.load(out / "chk_3.pt", weights_only=True)
+    assert raw["Fingerprint"].shape == (1, 3, 32, 32)
+    assert len(raw["Loss"]) == 3 * 2  # 8 images in batches of 4
+    assert sorted(p for p in os.listdir(out) if p.startswith("chk_")) == ["chk_3.pt"]
+
+
+def test_same_seed_same_fingerprint(tmp_path, tiny_data, scripts):
+    fps = []
+    for name in ("a", "b"):
+        assert run_main(scripts.train.main, [str(tiny_data), str(tmp_path / name), *TRAIN, "--denoiser", "highpass"]) == 0
+        fps.append(torch.load(tmp_path / name / "chk_4.pt", weights_only=True)["Fingerprint"])
+    assert torch.equal(fps[0], fps[1])
+
+
+def test_eval_labelled_with_outputs(tmp_path, trained, tiny_data, scripts, capsys):
+    j, c, p = tmp_path / "m.json", tmp_path / "rows.csv", tmp_path / "plots"
+    rc = run_main(scripts.eval.main, [str(trained), str(tiny_data), "--json", str(j), "--csv", str(c),
+                                      "--plots", str(p), "--quiet"])
+    assert rc == 0
+    out = capsys.readouterr().out
+    assert "Real Acc." in out and "---> Acc." in out and "AUC" in out
+    m = json.loads(j.read_text())
+    for key in ("accuracy", "real_accuracy", "fake_accuracy", "ap", "auc", "n_real", "n_fake", "threshold"):
+        assert key in m
+    for key in ("accuracy", "real_accuracy", "fake_accuracy", "ap", "auc"):
+        assert 0.0 <= m[key] <= 1.0
+    assert m["n_real"] == 6 and m["n_fake"] == 6
+    rows = c.read_text().splitlines()
+    assert rows[0] == "path,label,correlation,prediction" and len(rows) == 13
+    assert (p / "histogram.png").stat().st_size > 1000 and (p / "roc.png").stat().st_size > 1000
+
+
+def test_eval_epoch_forms(trained, tiny_data, scripts, capsys, tmp_path):
+    for extra in (["2"], ["--epoch", "2"], ["2", "--epoch", "2"]):
+        j = tmp_path / "e.json"
+        assert run_main(scripts.eval.main, [str(trained), str(tiny_data), *extra, "--json", str(j), "--quiet"]) == 0
+        assert json.loads(j.read_text())["checkpoint"].endswith("chk_2.pt")
+    assert run_main(scripts.eval.main, [str(trained), str(tiny_data), "3", "--quiet"]) == 2
+    assert "no checkpoint for epoch 3" in one_line_error(capsys)
+    assert run_main(scripts.eval.main, [str(trained), str(tiny_data), "2", "--epoch", "4"]) == 2
+    assert "disagree" in one_line_error(capsys)
+
+
+def test_eval_unlabelled_folder_and_single_image(trained, tiny_data, scripts, capsys, tmp_path):
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    for p in list((tiny_data / "0_real").iterdir())[:2] + list((tiny_data / "1_fake").iterdir())[:2]:
+        shutil.copy(p, folder / p.name)
+    assert run_main(scripts.eval.main, [str(trained), str(folder), "--quiet", "--csv", str(tmp_path / "u.csv")]) == 0
+    lines = [l for l in capsys.readouterr().out.splitlines() if "\tcorr " in l]
+    assert len(lines) == 4 and all(l.endswith(("real", "generated")) for l in lines)
+    one = next(folder.iterdir())
+    assert run_main(scripts.eval.main, [str(trained), str(one), "--quiet"]) == 0
+    assert sum("\tcorr " in l for l in capsys.readouterr().out.splitlines()) == 1
+
+
+def test_eval_detects_the_pattern_after_real_training(tmp_path, scripts, capsys):
+    data = make_dataset(tmp_path / "d", n=10, size=64, seed=1)
+    test = make_dataset(tmp_path / "t", n=10, size=64, seed=2)
+    out = tmp_path / "c"
+    args = [str(data), str(out), "--epochs", "30", "--crop", "64", "--batch", "20", "--lr", "2e-3", "--quiet",
+            "--denoiser", "highpass"]
+    assert run_main(scripts.train.main, args) == 0
+    j = tmp_path / "m.json"
+    assert run_main(scripts.eval.main, [str(out), str(test), "--json", str(j), "--quiet"]) == 0
+    m = json.loads(j.read_text())
+    assert m["auc"] >= 0.9 and m["accuracy"] >= 0.8, m
+
+
+# ----------------------------------------------------------------------------- bad input
+
+def _bad_train_cases(tmp_path, tiny_data):
+    no_fake = tmp_path / "nofake"
+    (no_fake / "0_real").mkdir(parents=True)
+    shutil.copy(next((tiny_data / "0_real").iterdir()), no_fake / "0_real" / "a.png")
+    empty = tmp_path / "empty"
+    (empty / "0_real").mkdir(parents=True)
+    (empty / "1_fake").mkdir(parents=True)
+    (empty / "1_fake" / "readme.txt").write_text("x")
+    shutil.copy(next((tiny_data / "0_real").iterdir()), empty / "0_real" / "a.png")
+    corrupt = tmp_path / "corrupt"
+    for sub in ("0_real", "1_fake"):
+        (corrupt / sub).mkdir(parents=True)
+        for i in range(2):
+            (corrupt / sub / f"x{i}.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
+    a_file = tmp_path / "file.txt"
+    a_file.write_text("x")
+    return [
+        ([str(tmp_path / "missing"), str(tmp_path / "o1")], "not found"),
+        ([str(no_fake), str(tmp_path / "o2")], "no '1_fake' folder"),
+        ([str(empty), str(tmp_path / "o3")], "holds no images"),
+        ([str(corrupt), str(tmp_path / "o4"), "--crop", "16"], "no usable"),
+        ([str(tiny_data), str(tmp_path / "o5"), "--crop", "128"], "no usable"),
+        ([str(tiny_data), str(tmp_path / "o6"), "--crop", "60"], "multiple of 16"),
+        ([str(tiny_data), str(tmp_path / "o7"), "--batch", "1"], "batch size"),
+        ([str(tiny_data), str(tmp_path / "o8"), "--epochs", "0"], "epochs"),
+        ([str(tiny_data), str(tmp_path / "o9"), "--denoiser", "magic"], "unknown denoiser"),
+        ([str(tiny_data), str(a_file)], "not a folder"),
+    ]
+
+
+def test_train_bad_input_one_line_exit_2(tmp_path, tiny_data, scripts, capsys):
+    for args, msg in _bad_train_cases(tmp_path, tiny_data):
+        rc = run_main(scripts.train.main, args + ["--quiet"])
+        assert rc == 2, (args, capsys.readouterr())
+        assert msg in one_line_error(capsys), args
+
+
+def test_train_refuses_to_mix_with_an_earlier_run(trained, tiny_data, scripts, capsys, tmp_path):
+    copy = tmp_path / "copy"
+    shutil.copytree(trained, copy)
+    assert run_main(scripts.train.main, [str(tiny_data), str(copy), *TRAIN]) == 2
+    assert "--overwrite" in one_line_error(capsys)
+    args = [str(tiny_data), str(copy), *TRAIN[:-5], "--checkpoint-every", "3", "--quiet", "--overwrite",
+            "--denoiser", "highpass"]
+    assert run_main(scripts.train.main, args) == 0
+    assert sorted(p for p in os.listdir(copy) if p.startswith("chk_")) == ["chk_3.pt", "chk_4.pt"]
+
+
+def test_argparse_errors_are_one_line(tmp_path, tiny_data, scripts, capsys):
+    for argv in ([str(tiny_data)], [str(tiny_data), str(tmp_path / "o"), "--b", "True"],
+                 [str(tiny_data), str(tmp_path / "o"), "--lr", "fast"]):
+        with pytest.raises(SystemExit) as e:
+            scripts.train.main(argv)
+        assert e.value.code == 2
+        one_line_error(capsys)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on a machine without CUDA")
+def test_cuda_without_gpu(tmp_path, tiny_data, scripts, capsys):
+    assert run_main(scripts.train.main, [str(tiny_data), str(tmp_path / "o"), "--device", "cuda"]) == 2
+    assert "no CUDA device" in one_line_error(capsys)
+
+
+def test_eval_bad_input_one_line_exit_2(tmp_path, trained, tiny_data, scripts, capsys):
+    bad_chk = tmp_path / "badchk"
+    bad_chk.mkdir()
+    (bad_chk / "chk_0.pt").write_bytes(b"not a checkpoint")
+    wrong = tmp_path / "wrong"
+    wrong.mkdir()
+    torch.save({"weights": torch.zeros(3)}, wrong / "chk_0.pt")
+    notes = tmp_path / "notes.txt"
+    notes.write_text("hello")
+    small = tmp_path / "small"
+    write_png(small / "a.png", np.full((16, 16, 3), 0.5))
+    cases = [
+        ([str(tmp_path / "nochk"), str(tiny_data)], "checkpoint folder not found"),
+        ([str(tmp_path), str(tiny_data)], "no chk_"),
+        ([str(bad_chk), str(tiny_data)], "not a readable checkpoint"),
+        ([str(wrong), str(tiny_data)], "not a DIF fingerprint"),
+        ([str(trained), str(tmp_path / "nodata")], "data not found"),
+        ([str(trained), str(notes)], "not an image file"),
+        ([str(trained), str(small)], "no usable images"),
+        ([str(trained), str(wrong)], "no images"),
+    ]
+    for args, msg in cases:
+        assert run_main(scripts.eval.main, args + ["--quiet"]) == 2, args
+        assert msg in one_line_error(capsys), args
+
+
+def test_real_process_exit_code_and_stderr(tmp_path):
+    for script, args in (("train_dif.py", [str(tmp_path / "none"), str(tmp_path / "out")]),
+                         ("eval_dif.py", [str(tmp_path / "none"), str(tmp_path)]),
+                         ("blank_experiment.py", ["--size", "30", "30"])):
+        p = subprocess.run([sys.executable, str(ROOT / script), *args], capture_output=True, text=True,
+                           cwd=tmp_path, timeout=120)
+        assert p.returncode == 2, (script, p.stderr)
+        assert len(p.stderr.strip().splitlines()) == 1 and "Traceback" not in p.stderr
+
+
+def test_blank_experiment_small(tmp_path, scripts, capsys):
+    out = tmp_path / "blank"
+    rc = run_main(scripts.blank.main, ["--size", "32", "48", "--epochs", "6", "--snapshot-every", "3",
+                                       "--output-dir", str(out), "--quiet", "--lr", "1e-3"])
+    assert rc == 0
+    assert {"gray_image.png", "gray_fft.png", "gray_experiment.png", "history.npz", "loss.json"} <= set(os.listdir(out))
+    h = np.load(out / "history.npz")
+    assert h["steps"].tolist() == [3, 6] and h["images"].shape == (2, 32, 48, 3)
+    assert len(json.loads((out / "loss.json").read_text())["mse"]) == 6
+
+
+def test_official_sd14_fingerprint_evaluates(shared_data, scripts, tmp_path, capsys):
+    j = tmp_path / "sd14.json"
+    args = [str(shared_data / "dif_official" / "checks" / "sd14"), str(shared_data / "dif_official" / "samples" / "sd14"),
+            "0", "--json", str(j), "--quiet"]
+    assert run_main(scripts.eval.main, args) == 0
+    out = capsys.readouterr().out
+    assert "records no residual extractor" in out and "Real Acc." in out
+    m = json.loads(j.read_text())
+    assert m["n_real"] == 10 and m["n_fake"] == 10
+    assert m["auc"] > 0.9  # wavelet residual + the authors' SD1.4 fingerprint (measured 0.98)
