@@ -159,7 +159,7 @@ class ResidualCache:
 
     paths: list[Path]
     labels: torch.Tensor  # (N,) long: 0 real, 1 fake, -1 unknown
-    residuals: torch.Tensor  # (N, 3, H, W) float32
+    residuals: torch.Tensor | list[torch.Tensor]  # (N, 3, H, W); a list of blocks when sizes differ
     skipped: list[tuple[Path, str]] = field(default_factory=list)
 
     def __len__(self) -> int:
@@ -176,11 +176,16 @@ def compute_residuals(
     transform: Optional[Callable[[torch.Tensor], torch.Tensor]] = None,
     progress: bool = False,
     desc: str = "Residuals",
+    allow_smaller: bool = False,
 ) -> ResidualCache:
-    """Decode, centre-crop and run the (frozen) extractor on every image, once.
+    """Decode, (optionally transform,) centre-crop and run the frozen extractor on every
+    image, once.
 
     Unreadable images and images smaller than the crop are skipped with a warning and listed
-    in ``skipped``; the caller decides whether what is left is enough.
+    in ``skipped``; the caller decides whether what is left is enough. With ``allow_smaller``
+    (the robustness suite, where a perturbation may shrink an image) a smaller image is kept
+    whole up to the crop size, and ``residuals`` becomes a list of same-size blocks when the
+    sizes differ.
     """
     from tqdm.auto import tqdm
 
@@ -192,6 +197,12 @@ def compute_residuals(
 
     def flush() -> None:
         if batch:
+            if len({tuple(b.shape) for b in batch}) > 1:  # sizes differ: one block per image
+                for b in batch:
+                    with torch.no_grad():
+                        out.append(extractor(b.unsqueeze(0).to(device)).float().cpu())
+                batch.clear()
+                return
             x = torch.stack(batch).to(device)
             with torch.no_grad():
                 out.append(extractor(x).float().cpu())
@@ -202,8 +213,11 @@ def compute_residuals(
             img = load_image(path)
             if transform is not None:
                 img = transform(img)
-            img = center_crop(img, crop)
-        except ImageReadError as exc:
+            if allow_smaller:
+                img = center_crop(img, (min(crop[0], img.shape[-2]), min(crop[1], img.shape[-1])))
+            else:
+                img = center_crop(img, crop)
+        except (ImageReadError, OSError) as exc:
             msg = str(exc)
             log.warning("skipping %s", msg if str(path) in msg else f"{path}: {msg}")
             skipped.append((Path(path), msg))
@@ -214,5 +228,10 @@ def compute_residuals(
         if len(batch) >= batch_size:
             flush()
     flush()
-    res = torch.cat(out) if out else torch.empty(0, 3, *crop)
+    if not out:
+        res: torch.Tensor | list[torch.Tensor] = torch.empty(0, 3, *crop)
+    elif len({tuple(o.shape[1:]) for o in out}) == 1:
+        res = torch.cat(out)
+    else:
+        res = out
     return ResidualCache(kept, torch.tensor(kept_labels, dtype=torch.long), res, skipped)

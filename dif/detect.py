@@ -1,13 +1,35 @@
-"""Scoring images with a loaded fingerprint, and detection metrics."""
+"""Scoring images with a loaded fingerprint, and detection metrics.
+
+Two scores: ``corr``, the paper's Pearson correlation of fingerprint and residual, and
+``shift``, the normalised cross-correlation at the best circular shift within +-``max_shift``
+pixels (computed with the FFT), which tolerates crops and shifts that misalign the residual
+with the generator's periodic pattern.
+"""
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Optional, Sequence
+from dataclasses import dataclass, replace
+from typing import Sequence, Union
 
 import numpy as np
 import torch
 
 from .fingerprint import centres, nearest_centre, pearson
+from .spectrum import circular_ncc, shift_window
+
+SCORES = ("corr", "shift")
+Residuals = Union[torch.Tensor, Sequence[torch.Tensor]]
+
+
+def crop_to(fp: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Central crop of a 1 x C x H x W fingerprint to ``size`` (scoring smaller residuals)."""
+    h, w = size
+    H, W = fp.shape[-2:]
+    if (h, w) == (H, W):
+        return fp
+    if h > H or w > W:
+        raise ValueError(f"residual {h}x{w} is larger than the fingerprint {H}x{W}")
+    top, left = (H - h) // 2, (W - w) // 2
+    return fp[..., top:top + h, left:left + w]
 
 
 @dataclass
@@ -17,11 +39,16 @@ class Detector:
     fingerprint: torch.Tensor  # 1 x C x H x W
     mu_real: float
     mu_fake: float
+    score: str = "corr"
+    max_shift: int = 8
 
     @classmethod
     def from_state(cls, state, last: int = 20) -> "Detector":
         mu_r, mu_f = centres(state.train_real, state.train_fake, last)
         return cls(state.fingerprint, mu_r, mu_f)
+
+    def with_centres(self, mu_real: float, mu_fake: float, score: str | None = None) -> "Detector":
+        return replace(self, mu_real=float(mu_real), mu_fake=float(mu_fake), score=score or self.score)
 
     @property
     def crop(self) -> tuple[int, int]:
@@ -37,10 +64,26 @@ class Detector:
         """+1 when fakes correlate more than reals with the fingerprint, else -1."""
         return 1.0 if self.mu_fake >= self.mu_real else -1.0
 
-    def correlate(self, residuals: torch.Tensor, batch: int = 256) -> np.ndarray:
-        """Pearson correlation of the fingerprint with each residual."""
-        fp = self.fingerprint.to(residuals.device, residuals.dtype)
-        out = [pearson(fp, residuals[i:i + batch]) for i in range(0, len(residuals), batch)]
+    def _score_block(self, residuals: torch.Tensor, score: str, sign: float) -> torch.Tensor:
+        fp = crop_to(self.fingerprint, tuple(residuals.shape[-2:])).to(residuals.device, residuals.dtype)
+        if score == "corr":
+            return pearson(fp, residuals)
+        if score == "shift":
+            win = shift_window(circular_ncc(fp, residuals), self.max_shift).flatten(1)
+            return sign * (sign * win).max(dim=1).values
+        raise ValueError(f"unknown score {score!r}; use one of {SCORES}")
+
+    def correlate(self, residuals: Residuals, batch: int = 64, score: str | None = None,
+                  sign: float | None = None) -> np.ndarray:
+        """Score of each residual (``self.score`` unless given). Residuals smaller than the
+        fingerprint are scored against its central crop of their size."""
+        score = score or self.score
+        sign = self.sign if sign is None else sign
+        blocks = [residuals] if isinstance(residuals, torch.Tensor) else [r.unsqueeze(0) if r.dim() == 3 else r for r in residuals]
+        out = []
+        for block in blocks:
+            for i in range(0, len(block), batch):
+                out.append(self._score_block(block[i:i + batch], score, sign).float())
         return torch.cat(out).cpu().numpy().astype(np.float64) if out else np.empty(0)
 
     def predict(self, corr: np.ndarray) -> np.ndarray:
@@ -48,12 +91,20 @@ class Detector:
         return nearest_centre(corr, self.mu_real, self.mu_fake)
 
     def oriented(self, corr: np.ndarray) -> np.ndarray:
-        """Correlation signed so that larger means more likely fake (for AP / AUC)."""
+        """Score signed so that larger means more likely fake (for AP / AUC)."""
         return self.sign * np.asarray(corr, dtype=np.float64)
 
 
+def class_centres(scores: Sequence[float], labels: Sequence[int]) -> tuple[float, float]:
+    """Mean real and mean fake score (calibration from scored images)."""
+    s, y = np.asarray(scores, dtype=np.float64), np.asarray(labels)
+    if not ((y == 0).any() and (y == 1).any()):
+        raise ValueError("calibration needs scores of both classes")
+    return float(s[y == 0].mean()), float(s[y == 1].mean())
+
+
 def detection_metrics(corr: Sequence[float], labels: Sequence[int], detector: Detector) -> dict:
-    """Accuracy per class, balanced accuracy, AP and ROC AUC of the oriented correlation."""
+    """Accuracy per class, balanced accuracy, AP and ROC AUC of the oriented score."""
     from sklearn.metrics import average_precision_score, roc_auc_score
 
     corr = np.asarray(corr, dtype=np.float64)

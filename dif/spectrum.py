@@ -46,3 +46,27 @@ def peak_ratio(img: np.ndarray | torch.Tensor, exclude_dc: int = 1) -> float:
     mag = np.abs(np.fft.fft2(a, axes=(0, 1))).mean(axis=2)
     mag[:exclude_dc, :exclude_dc] = 0.0
     return float(mag.max() / max(np.median(mag), 1e-12))
+
+
+def circular_ncc(fingerprint: torch.Tensor, residuals: torch.Tensor) -> torch.Tensor:
+    """Normalised cross-correlation of a fingerprint (C x H x W or 1 x C x H x W) with each
+    residual (N x C x H x W) at every circular shift, via the FFT: N x H x W, where entry
+    [n, dy, dx] is the Pearson correlation of the fingerprint with the residual rolled by
+    (-dy, -dx), i.e. sum_x f(x) r(x + d) over normalised, mean-free arrays."""
+    f = fingerprint.reshape(-1, *fingerprint.shape[-3:])[0].double()
+    r = residuals.double()
+    f = f - f.mean()
+    r = r - r.mean(dim=(1, 2, 3), keepdim=True)
+    den = f.norm() * r.flatten(1).norm(dim=1)
+    spec = torch.fft.rfft2(r) * torch.conj(torch.fft.rfft2(f)).unsqueeze(0)
+    ncc = torch.fft.irfft2(spec.sum(dim=1), s=r.shape[-2:])
+    return (ncc / (den.view(-1, 1, 1) + 1e-12)).float()
+
+
+def shift_window(ncc: torch.Tensor, max_shift: int) -> torch.Tensor:
+    """The N x (2m+1) x (2m+1) block of a circular NCC map with shifts in [-m, m]."""
+    h, w = ncc.shape[-2:]
+    m = max(0, min(int(max_shift), (min(h, w) - 1) // 2))
+    idx_y = torch.arange(-m, m + 1) % h
+    idx_x = torch.arange(-m, m + 1) % w
+    return ncc[:, idx_y][:, :, idx_x]

@@ -1,0 +1,51 @@
+"""Helpers shared by the benchmarks: locating ../shared/data and making a fallback data set."""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def shared_data() -> Path | None:
+    p = Path(os.environ.get("DIF_SHARED_DATA", ROOT.parent / "shared" / "data"))
+    return p if p.is_dir() else None
+
+
+def workload_dir(tmp: Path, n_per_class: int, size: int = 356) -> Path:
+    """``n_per_class`` real + fake images: CNNDetection CRN from ../shared/data when present,
+    else synthetic PNGs of the same size."""
+    import numpy as np
+    from PIL import Image
+
+    src = shared_data()
+    out = tmp / "workload"
+    for sub in ("0_real", "1_fake"):
+        (out / sub).mkdir(parents=True, exist_ok=True)
+        files = sorted((src / "cnndetection" / "crn" / sub).iterdir())[:n_per_class] if src else []
+        for i in range(n_per_class):
+            dst = out / sub / f"{i}.png"
+            if i < len(files):
+                Image.open(files[i]).convert("RGB").save(dst)
+            else:
+                rng = np.random.default_rng(i + (1000 if sub == "1_fake" else 0))
+                Image.fromarray(rng.integers(0, 255, (size, size, 3), dtype=np.uint8)).save(dst)
+    return out
+
+
+def matmul_gflops(n: int = 2048, reps: int = 5) -> float:
+    """Measured fp32 matmul rate of this machine (GFLOP/s), best of ``reps``."""
+    import time
+
+    import torch
+
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    a @ b
+    best = float("inf")
+    for _ in range(reps):
+        t = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - t)
+    return 2 * n**3 / best / 1e9

@@ -1,0 +1,65 @@
+#!/usr/bin/env python3
+"""Images per second of DIF evaluation on CPU, next to the residual extractor's own forward pass.
+
+For each extractor (DnCNN-17 with random weights, which costs the same as trained ones; the
+wavelet and high-pass filters) it times (a) the extractor alone on pre-cropped tensors and
+(b) the whole evaluation path (decode, crop, extract, correlate). Also reports the machine's
+fp32 matmul GFLOP/s and the DnCNN's achieved GFLOP/s.
+
+    python benchmarks/eval_speed.py [--images 20] [--crop 256]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+from _common import matmul_gflops, workload_dir
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[1])
+    p.add_argument("--images", type=int, default=10, help="images per class")
+    p.add_argument("--crop", type=int, default=256)
+    p.add_argument("--batch", type=int, default=8)
+    args = p.parse_args()
+
+    import torch
+
+    from dif.data import center_crop, compute_residuals, find_labelled, load_image
+    from dif.denoiser import DNCNN_PAD, DnCNN, DnCNNExtractor, build_extractor
+    from dif.detect import Detector
+
+    crop = (args.crop, args.crop)
+    out = {"threads": torch.get_num_threads(), "matmul_gflops": round(matmul_gflops(), 1), "crop": args.crop}
+    with tempfile.TemporaryDirectory() as tmp:
+        ds = find_labelled(workload_dir(Path(tmp), args.images))
+        n = len(ds.paths)
+        imgs = torch.stack([center_crop(load_image(p), crop) for p in ds.paths])
+        det = Detector(torch.randn(1, 3, *crop), 0.0, 0.01)
+        for name, ext in (("dncnn17", DnCNNExtractor(DnCNN())), ("wavelet", build_extractor("wavelet")),
+                          ("highpass", build_extractor("highpass"))):
+            ext(imgs[:1])  # warm-up
+            t0 = time.perf_counter()
+            with torch.no_grad():
+                for i in range(0, n, args.batch):
+                    ext(imgs[i:i + args.batch])
+            t_fwd = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            cache = compute_residuals(ds.paths, ds.labels, ext, crop, batch_size=args.batch)
+            det.correlate(cache.residuals)
+            t_all = time.perf_counter() - t0
+            row = {"forward_img_per_s": round(n / t_fwd, 2), "eval_img_per_s": round(n / t_all, 2),
+                   "eval_over_forward": round(t_all / t_fwd, 3)}
+            if name == "dncnn17":
+                hw = (args.crop + 2 * DNCNN_PAD) ** 2
+                flops = 2 * hw * 9 * (3 * 64 + 15 * 64 * 64 + 64 * 3)
+                row["gflops"] = round(flops * n / t_fwd / 1e9, 1)
+            out[name] = row
+    print(json.dumps(out, indent=2))
+
+
+if __name__ == "__main__":
+    main()

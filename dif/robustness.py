@@ -1,0 +1,159 @@
+"""Image perturbations for the robustness suite and for training augmentation.
+
+Every perturbation maps a 3 x H x W float tensor in [0, 1] to another (possibly of another
+size) and is deterministic. Names: ``jpeg95 jpeg90 jpeg75 jpeg50 resize0.5 resize2 blur0.5
+blur1 shift1 shift4 rot5 crop`` (``all`` = every one), plus any ``jpegQ``, ``resizeF``,
+``blurS``, ``shiftN``, ``rotD``.
+"""
+from __future__ import annotations
+
+import io
+import re
+from typing import Callable, Optional
+
+import numpy as np
+import torch
+from PIL import Image, ImageFilter
+
+from .errors import DIFError
+
+Perturbation = Callable[[torch.Tensor], torch.Tensor]
+STANDARD = ["jpeg95", "jpeg90", "jpeg75", "jpeg50", "resize0.5", "resize2", "blur0.5", "blur1", "shift1", "shift4",
+            "rot5", "crop"]
+
+
+def to_pil(x: torch.Tensor) -> Image.Image:
+    arr = (x.clamp(0, 1).permute(1, 2, 0).cpu().numpy() * 255.0).round().astype(np.uint8)
+    return Image.fromarray(arr)
+
+
+def from_pil(img: Image.Image) -> torch.Tensor:
+    return torch.from_numpy(np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0).permute(2, 0, 1).contiguous()
+
+
+def jpeg(x: torch.Tensor, quality: int) -> torch.Tensor:
+    """Re-save as JPEG at ``quality`` (PIL, 4:2:0 chroma subsampling as most software does)."""
+    buf = io.BytesIO()
+    to_pil(x).save(buf, format="JPEG", quality=int(quality))
+    buf.seek(0)
+    return from_pil(Image.open(buf))
+
+
+def png(x: torch.Tensor) -> torch.Tensor:
+    """Round-trip through 8-bit PNG (lossless: only quantises to 8 bits)."""
+    buf = io.BytesIO()
+    to_pil(x).save(buf, format="PNG")
+    buf.seek(0)
+    return from_pil(Image.open(buf))
+
+
+def resize(x: torch.Tensor, factor: float) -> torch.Tensor:
+    """Rescale by ``factor`` with antialiased bicubic interpolation."""
+    h, w = x.shape[-2:]
+    size = (max(1, round(w * factor)), max(1, round(h * factor)))
+    return from_pil(to_pil(x).resize(size, Image.BICUBIC, reducing_gap=None))
+
+
+def blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Gaussian blur with standard deviation ``sigma`` pixels."""
+    return from_pil(to_pil(x).filter(ImageFilter.GaussianBlur(radius=float(sigma))))
+
+
+def shift(x: torch.Tensor, pixels: int) -> torch.Tensor:
+    """Move the content ``pixels`` down and right (circularly; the wrapped border lies outside
+    a centre crop of a larger image), so a crop taken afterwards is misaligned with the
+    generator's grid by that many pixels."""
+    return torch.roll(x, shifts=(int(pixels), int(pixels)), dims=(-2, -1))
+
+
+def rotate(x: torch.Tensor, degrees: float) -> torch.Tensor:
+    """Rotate by ``degrees`` (bicubic), keeping the size; the corners are cut off by the crop."""
+    return from_pil(to_pil(x).rotate(float(degrees), resample=Image.BICUBIC))
+
+
+def centre_crop_fraction(x: torch.Tensor, fraction: float = 0.75) -> torch.Tensor:
+    """Keep the central ``fraction`` of each side (an image cropped by a platform)."""
+    h, w = x.shape[-2:]
+    nh, nw = max(1, round(h * fraction)), max(1, round(w * fraction))
+    top, left = (h - nh) // 2, (w - nw) // 2
+    return x[..., top:top + nh, left:left + nw].contiguous()
+
+
+_PATTERNS: list[tuple[str, Callable[[str], Perturbation]]] = [
+    (r"jpeg(\d{1,3})", lambda a: lambda x: jpeg(x, int(a))),
+    (r"resize(\d*\.?\d+)", lambda a: lambda x: resize(x, float(a))),
+    (r"blur(\d*\.?\d+)", lambda a: lambda x: blur(x, float(a))),
+    (r"shift(\d+)", lambda a: lambda x: shift(x, int(a))),
+    (r"rot(-?\d*\.?\d+)", lambda a: lambda x: rotate(x, float(a))),
+]
+
+
+def get_perturbation(name: str) -> Perturbation:
+    """A perturbation by name (see the module docstring); DIFError for an unknown one."""
+    name = name.strip().lower()
+    if name in ("none", "clean"):
+        return lambda x: x
+    if name == "crop":
+        return centre_crop_fraction
+    for pattern, make in _PATTERNS:
+        m = re.fullmatch(pattern, name)
+        if m:
+            arg = m.group(1)
+            if pattern.startswith("jpeg") and not 1 <= int(arg) <= 100:
+                break
+            if pattern.startswith(("resize", "blur")) and not float(arg) > 0:
+                break
+            return make(arg)
+    raise DIFError(f"unknown perturbation {name!r}: use {', '.join(STANDARD)}, all, or jpegQ/resizeF/blurS/shiftN/rotD")
+
+
+def parse_perturbations(spec: str) -> list[str]:
+    """``"jpeg90,shift1"`` or ``"all"`` -> a list of validated names."""
+    names: list[str] = []
+    for part in (p.strip() for p in spec.split(",")):
+        if not part:
+            continue
+        for n in (STANDARD if part.lower() == "all" else [part.lower()]):
+            get_perturbation(n)
+            if n not in names:
+                names.append(n)
+    if not names:
+        raise DIFError("no perturbation named (e.g. --perturb jpeg90,shift1 or --perturb all)")
+    return names
+
+
+def parse_reencode(spec: Optional[str]) -> Optional[Perturbation]:
+    """``jpeg:Q`` or ``png`` -> a re-encoding applied to every image of both classes."""
+    if not spec:
+        return None
+    kind, _, arg = spec.lower().partition(":")
+    if kind == "png" and not arg:
+        return png
+    if kind == "jpeg":
+        try:
+            q = int(arg)
+        except ValueError:
+            q = -1
+        if 1 <= q <= 100:
+            return lambda x: jpeg(x, q)
+    raise DIFError(f"bad --reencode {spec!r}: use jpeg:Q (Q in 1..100) or png")
+
+
+def random_augmentation(rng: np.random.Generator) -> Perturbation:
+    """One random perturbation for training augmentation: JPEG 65-100, resize 0.5-1.5,
+    blur 0-1.2 px, a shift of 0-7 px, or a rotation of +-6 degrees (drawn from ``rng``)."""
+    kind = rng.integers(0, 5)
+    if kind == 0:
+        q = int(rng.integers(65, 101))
+        return lambda x: jpeg(x, q)
+    if kind == 1:
+        f = float(rng.uniform(0.5, 1.5))
+        return lambda x: resize(x, f)
+    if kind == 2:
+        s = float(rng.uniform(0.2, 1.2))
+        return lambda x: blur(x, s)
+    if kind == 3:
+        p = int(rng.integers(1, 8))
+        return lambda x: shift(x, p)
+    d = float(rng.uniform(-6, 6))
+    return lambda x: rotate(x, d)

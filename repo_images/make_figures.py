@@ -1,0 +1,70 @@
+#!/usr/bin/env python3
+"""Regenerate the README's figures in repo_images/ with the project's own scripts.
+
+    python repo_images/make_figures.py [--shared ../shared/data] [--quick]
+
+1. gray_experiment.png: ``blank_experiment.py`` at the paper's defaults (128x128, 1000 steps).
+2. crn_fingerprint.png, crn_fingerprint_fft.png, crn_training.png: ``train_dif.py`` on the 20 + 20
+   CNNDetection CRN images (needs the shared data).
+3. official_fingerprints.png: the authors' released fingerprints and their spectra, rendered.
+4. crn_histogram.png, crn_roc.png: ``eval_dif.py`` of the CRN fingerprint on the SAN images.
+"""
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(ROOT))
+
+
+def _script(name: str):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, ROOT / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[1])
+    p.add_argument("--shared", type=Path, default=ROOT.parent / "shared" / "data")
+    p.add_argument("--quick", action="store_true", help="fewer steps (for a smoke test, not for the README)")
+    args = p.parse_args()
+    from dif import plots
+    from dif.checkpoint import load_fingerprint_dir
+    from dif.cli import run_main
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        blank = ["--output-dir", str(tmp / "blank"), "--quiet"] + (["--epochs", "50"] if args.quick else [])
+        assert run_main(_script("blank_experiment").main, blank) == 0
+        shutil.copy(tmp / "blank" / "gray_experiment.png", HERE / "gray_experiment.png")
+
+        crn = args.shared / "cnndetection" / "crn"
+        chk = tmp / "crn"
+        train = [str(crn), str(chk), "--quiet"] + (["--epochs", "5"] if args.quick else [])
+        assert run_main(_script("train_dif").main, train) == 0
+        for name in ("fingerprint.png", "fingerprint_fft.png", "training.png"):
+            shutil.copy(chk / name, HERE / f"crn_{name}")
+        assert run_main(_script("eval_dif").main, [str(chk), str(args.shared / "cnndetection" / "san"),
+                                                   "--plots", str(tmp / "plots"), "--quiet"]) == 0
+        shutil.copy(tmp / "plots" / "histogram.png", HERE / "crn_histogram.png")
+        shutil.copy(tmp / "plots" / "roc.png", HERE / "crn_roc.png")
+
+    official = args.shared / "dif_official" / "checks"
+    names = ["sd14", "sd21", "mj", "glide", "dalle_2", "stylegan2", "progan"]
+    fps = {n: load_fingerprint_dir(official / n).fingerprint for n in names}
+    plots.save_fingerprint_panel_png(fps, HERE / "official_fingerprints.png",
+                                     "The authors' released fingerprints (top) and their log |FFT| (bottom)")
+    print(f"figures written to {HERE}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
