@@ -3,8 +3,8 @@
 
     python train_dif.py DATA_DIR CHECK_DIR [--epochs 100] [--lr 5e-4] [--batch 64] ...
 
-CHECK_DIR receives chk_<epoch>.pt (the authors' format), config.json, train_files.json,
-fingerprint.png, fingerprint_fft.png and training.png.
+CHECK_DIR receives chk_<epoch>.pt (the authors' format), config.json, calibration.json,
+train_files.json, fingerprint.png, fingerprint_fft.png and training.png.
 """
 from __future__ import annotations
 
@@ -36,6 +36,14 @@ def parse_args(argv: Sequence[str] | None = None):
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="where to train")
     p.add_argument("--checkpoint-every", "--f", type=int, default=D.checkpoint_every, help="save chk_<epoch>.pt every F epochs (and the last)")
     p.add_argument("--denoiser", default=None, help="residual extractor: highpass[:SIGMA] or dncnn:PATH (default: %s)" % D.extractor)
+    p.add_argument("--augment", type=int, nargs="?", const=3, default=0, metavar="N",
+                   help="add N randomly perturbed copies of each image (JPEG, resize, blur, shift, rotation; N=3 if no value)")
+    p.add_argument("--reencode", default="", metavar="jpeg:Q|png",
+                   help="re-encode every image of both classes first (against format shortcuts); eval repeats it")
+    p.add_argument("--calibrate", default="none", choices=["none", "cv"],
+                   help="cv: also estimate centres from out-of-fold scores (trains --folds extra fingerprints)")
+    p.add_argument("--folds", type=int, default=D.folds, help="folds for --calibrate cv")
+    p.add_argument("--max-shift", type=int, default=D.max_shift, help="shift search range of the shift-tolerant score")
     p.add_argument("--overwrite", action="store_true", help="replace the checkpoints of an earlier run in CHECK_DIR")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     return p.parse_args(argv)
@@ -49,7 +57,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     from dif import plots
     from dif.checkpoint import checkpoint_path, list_checkpoints, save_checkpoint
     from dif.atomic import write_text_atomic
-    from dif.data import compute_residuals, draw_subset, find_labelled
+    from dif.calibration import calibrate, save_calibration
+    from dif.data import draw_subset, find_labelled, training_residuals
+    from dif.robustness import parse_reencode
     from dif.denoiser import build_extractor
     from dif.detect import Detector
     from dif.errors import DIFError
@@ -57,7 +67,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     cfg = DIFConfig(epochs=args.epochs, lr=args.lr, batch_size=args.batch, train_size=args.train_size,
                     crop=args.crop, alpha=args.alpha, boost=args.boost, seed=args.seed,
-                    checkpoint_every=args.checkpoint_every).validate()
+                    checkpoint_every=args.checkpoint_every, augment=args.augment, reencode=args.reencode,
+                    calibrate=args.calibrate, folds=args.folds, max_shift=args.max_shift).validate()
+    parse_reencode(cfg.reencode)
     device = resolve_device(args.device)
     data = find_labelled(args.data_dir)
     check_dir = Path(args.check_dir)
@@ -77,8 +89,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"note: {len(have)} {name} images available (< --train-size {cfg.train_size}); using all of them")
     print(f"Computing residuals of {len(real)} real + {len(fake)} fake images ({extractor.spec}, crop {cfg.crop}) on {device}...")
     t0 = time.perf_counter()
-    cache = compute_residuals(real + fake, [0] * len(real) + [1] * len(fake), extractor, (cfg.crop, cfg.crop),
-                              device=device, progress=not args.quiet)
+    ts = training_residuals(real + fake, [0] * len(real) + [1] * len(fake), extractor, (cfg.crop, cfg.crop),
+                            augment=cfg.augment, reencode=cfg.reencode, seed=cfg.seed, device=device,
+                            progress=not args.quiet)
+    cache = ts.cache
     t_res = time.perf_counter() - t0
     n_real = int((cache.labels == 0).sum())
     n_fake = int((cache.labels == 1).sum())
@@ -97,8 +111,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     cfg.save(check_dir)
     write_text_atomic(check_dir / "train_files.json", json.dumps({
         "data_dir": str(Path(args.data_dir).resolve()),
-        "real": [str(p) for p, y in zip(cache.paths, cache.labels.tolist()) if y == 0],
-        "fake": [str(p) for p, y in zip(cache.paths, cache.labels.tolist()) if y == 1],
+        "real": sorted({str(p) for p, y in zip(cache.paths, cache.labels.tolist()) if y == 0}),
+        "fake": sorted({str(p) for p, y in zip(cache.paths, cache.labels.tolist()) if y == 1}),
         "skipped": [{"path": str(p), "reason": r} for p, r in cache.skipped],
     }, indent=1) + "\n")
 
@@ -110,6 +124,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     state = train_fingerprint(cache.residuals, cache.labels, cfg, device=device, on_epoch_end=on_epoch_end,
                               progress=not args.quiet)
     t_train = time.perf_counter() - t1
+    if cfg.calibrate == "cv":
+        print(f"Calibrating: training {cfg.folds} out-of-fold fingerprints...")
+    cal = calibrate(state, cfg, cache.residuals, cache.labels, ts.groups, device=device, progress=not args.quiet)
+    save_calibration(check_dir, cal)
 
     det = Detector.from_state(state, cfg.centre_steps)
     plots.save_image_png(state.fingerprint, check_dir / "fingerprint.png", f"DIF fingerprint (epoch {state.epoch})")
@@ -117,7 +135,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     plots.save_training_png(state.loss, state.train_real, state.train_fake, check_dir / "training.png",
                             det.mu_real, det.mu_fake)
     print(f"Residuals: {t_res:.1f} s; training: {t_train:.1f} s ({t_train / cfg.epochs:.2f} s/epoch)")
-    print(f"Centres: real {det.mu_real:.5f} | fake {det.mu_fake:.5f}")
+    print(f"Centres: real {det.mu_real:.5f} | fake {det.mu_fake:.5f}"
+          + (f" (out-of-fold: real {cal['cv']['corr'][0]:.5f} | fake {cal['cv']['corr'][1]:.5f})" if "cv" in cal else ""))
     print(f"Saved {checkpoint_path(check_dir, state.epoch)} and figures in {check_dir}")
     return 0
 

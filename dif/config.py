@@ -37,6 +37,11 @@ class DIFConfig:
     ema: float = 0.99
     centre_steps: int = 20         # centres = mean of the last centre_steps training correlations
     extractor: str = DEFAULT_EXTRACTOR
+    augment: int = 0               # extra randomly perturbed copies of each training image
+    reencode: str = ""             # "jpeg:Q" or "png": applied to every image of both classes
+    calibrate: str = "none"        # "cv": out-of-fold centres (calibration.json)
+    folds: int = 5                 # folds for --calibrate cv
+    max_shift: int = 8             # shift-tolerant score: shifts searched in [-max_shift, max_shift]
 
     def validate(self) -> "DIFConfig":
         """Raise DIFError for values that cannot work."""
@@ -50,6 +55,10 @@ class DIFConfig:
             (self.margin > 0, f"margin must be positive (got {self.margin})"),
             (0.0 <= self.ema < 1.0, f"ema must be in [0, 1) (got {self.ema})"),
             (self.depth >= 1 and self.width >= 1, "depth and width must be >= 1"),
+            (self.augment >= 0, f"augment must be >= 0 (got {self.augment})"),
+            (self.calibrate in ("none", "cv"), f"calibrate must be none or cv (got {self.calibrate})"),
+            (self.folds >= 2, f"folds must be >= 2 (got {self.folds})"),
+            (self.max_shift >= 0, f"max shift must be >= 0 (got {self.max_shift})"),
         ]
         multiple = 2**self.depth
         checks.append((self.crop >= multiple and self.crop % multiple == 0,

@@ -235,3 +235,44 @@ def compute_residuals(
     else:
         res = out
     return ResidualCache(kept, torch.tensor(kept_labels, dtype=torch.long), res, skipped)
+
+
+@dataclass
+class TrainingSet:
+    """Cached training residuals: clean images first, then ``augment`` perturbed copies of
+    each; ``groups`` ties every copy to its source image (for fold splits)."""
+
+    cache: ResidualCache
+    groups: np.ndarray
+
+
+def training_residuals(paths: Sequence[Path], labels: Sequence[int], extractor: torch.nn.Module,
+                       crop: tuple[int, int], augment: int = 0, reencode: Optional[str] = None, seed: int = 0,
+                       device: str | torch.device = "cpu", progress: bool = False) -> TrainingSet:
+    """Residuals of the training images, computed once: each image (re-encoded first when
+    ``reencode`` is given) plus ``augment`` randomly perturbed copies (JPEG, resize, blur, shift,
+    rotation; drawn reproducibly from ``seed``), all cropped to ``crop``."""
+    from .robustness import parse_reencode, random_augmentation
+
+    base = parse_reencode(reencode)
+    clean = compute_residuals(paths, labels, extractor, crop, device=device, transform=base, progress=progress)
+    groups = [np.arange(len(clean))]
+    blocks, all_labels, all_paths = [clean.residuals], [clean.labels], list(clean.paths)
+    rng = np.random.default_rng(seed + 4242)
+
+    def augmented(x: torch.Tensor) -> torch.Tensor:
+        if base is not None:
+            x = base(x)
+        scale = max(crop[0] / x.shape[-2], crop[1] / x.shape[-1]) * 1.01
+        return random_augmentation(rng, scale)(x)
+
+    for j in range(augment):
+        extra = compute_residuals(clean.paths, clean.labels.tolist(), extractor, crop, device=device,
+                                  transform=augmented, progress=progress, desc=f"Augmented copy {j + 1}/{augment}")
+        keep = {p: i for i, p in enumerate(clean.paths)}
+        blocks.append(extra.residuals)
+        all_labels.append(extra.labels)
+        all_paths += extra.paths
+        groups.append(np.array([keep[p] for p in extra.paths], dtype=np.int64))
+    cache = ResidualCache(all_paths, torch.cat(all_labels), torch.cat(blocks), clean.skipped)
+    return TrainingSet(cache, np.concatenate(groups))

@@ -41,11 +41,12 @@ class Detector:
     mu_fake: float
     score: str = "corr"
     max_shift: int = 8
+    orientation: float = 0.0  # +1 / -1: the fingerprint's fake direction (0: from the centres)
 
     @classmethod
     def from_state(cls, state, last: int = 20) -> "Detector":
         mu_r, mu_f = centres(state.train_real, state.train_fake, last)
-        return cls(state.fingerprint, mu_r, mu_f)
+        return cls(state.fingerprint, mu_r, mu_f, orientation=1.0 if mu_f >= mu_r else -1.0)
 
     def with_centres(self, mu_real: float, mu_fake: float, score: str | None = None) -> "Detector":
         return replace(self, mu_real=float(mu_real), mu_fake=float(mu_fake), score=score or self.score)
@@ -64,6 +65,11 @@ class Detector:
         """+1 when fakes correlate more than reals with the fingerprint, else -1."""
         return 1.0 if self.mu_fake >= self.mu_real else -1.0
 
+    @property
+    def direction(self) -> float:
+        """The fake direction of the fingerprint itself (fixed by its training centres)."""
+        return self.orientation if self.orientation else self.sign
+
     def _score_block(self, residuals: torch.Tensor, score: str, sign: float) -> torch.Tensor:
         fp = crop_to(self.fingerprint, tuple(residuals.shape[-2:])).to(residuals.device, residuals.dtype)
         if score == "corr":
@@ -73,12 +79,13 @@ class Detector:
             return sign * (sign * win).max(dim=1).values
         raise ValueError(f"unknown score {score!r}; use one of {SCORES}")
 
-    def correlate(self, residuals: Residuals, batch: int = 64, score: str | None = None,
-                  sign: float | None = None) -> np.ndarray:
-        """Score of each residual (``self.score`` unless given). Residuals smaller than the
-        fingerprint are scored against its central crop of their size."""
+    def correlate(self, residuals: Residuals, batch: int = 64, score: str | None = None) -> np.ndarray:
+        """Score of each residual (``self.score`` unless given). ``shift`` is the correlation at
+        the shift where it leans furthest in the fingerprint's fake direction, so both scores
+        share sign and scale. Residuals smaller than the fingerprint are scored against its
+        central crop of their size."""
         score = score or self.score
-        sign = self.sign if sign is None else sign
+        sign = self.direction
         blocks = [residuals] if isinstance(residuals, torch.Tensor) else [r.unsqueeze(0) if r.dim() == 3 else r for r in residuals]
         out = []
         for block in blocks:

@@ -155,3 +155,45 @@ def save_fingerprint_panel_png(fps: dict, path: str | Path, title: str = "Finger
     axes[1, 0].set_ylabel("log |FFT|")
     fig.suptitle(title)
     return _save(fig, path)
+
+
+def save_heatmap_png(matrix: np.ndarray, rows: Sequence[str], cols: Sequence[str], path: str | Path, title: str,
+                     xlabel: str, ylabel: str, vmin: float = 0.0, vmax: float = 1.0, fmt: str = "{:.2f}",
+                     cmap: str = "viridis") -> Path:
+    """A labelled heatmap with the value written in each cell (NaN cells left blank)."""
+    plt = _plt()
+    m = np.asarray(matrix, dtype=np.float64)
+    fig, ax = plt.subplots(figsize=(1.1 * len(cols) + 2.5, 0.6 * len(rows) + 2))
+    im = ax.imshow(np.ma.masked_invalid(m), cmap=cmap, vmin=vmin, vmax=vmax, aspect="auto")
+    ax.set_xticks(range(len(cols)), labels=list(cols), rotation=45, ha="right")
+    ax.set_yticks(range(len(rows)), labels=list(rows))
+    for i in range(m.shape[0]):
+        for j in range(m.shape[1]):
+            if np.isfinite(m[i, j]):
+                v = (m[i, j] - vmin) / max(vmax - vmin, 1e-12)
+                ax.text(j, i, fmt.format(m[i, j]), ha="center", va="center", fontsize=8,
+                        color="black" if v > 0.6 else "white")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+    return _save(fig, path)
+
+
+def save_robustness_png(names: Sequence[str], accuracy: Sequence[float], auc: Sequence[float], path: str | Path,
+                        title: str = "Robustness") -> Path:
+    """Accuracy and AUC per perturbation, as grouped bars with the chance level."""
+    plt = _plt()
+    x = np.arange(len(names))
+    fig, ax = plt.subplots(figsize=(max(6, 0.8 * len(names) + 2), 4.5))
+    ax.bar(x - 0.2, np.asarray(accuracy, dtype=float), 0.4, label="accuracy", color="tab:blue")
+    ax.bar(x + 0.2, np.asarray([np.nan if a is None else a for a in auc], dtype=float), 0.4, label="ROC AUC",
+           color="tab:orange")
+    ax.axhline(0.5, color="gray", ls=":", label="chance")
+    ax.set_xticks(x, labels=list(names), rotation=45, ha="right")
+    ax.set_ylim(0, 1.05)
+    ax.set_xlabel("perturbation")
+    ax.set_ylabel("score")
+    ax.set_title(title)
+    ax.legend(fontsize=8, loc="lower left")
+    return _save(fig, path)

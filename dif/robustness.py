@@ -139,15 +139,16 @@ def parse_reencode(spec: Optional[str]) -> Optional[Perturbation]:
     raise DIFError(f"bad --reencode {spec!r}: use jpeg:Q (Q in 1..100) or png")
 
 
-def random_augmentation(rng: np.random.Generator) -> Perturbation:
-    """One random perturbation for training augmentation: JPEG 65-100, resize 0.5-1.5,
-    blur 0-1.2 px, a shift of 0-7 px, or a rotation of +-6 degrees (drawn from ``rng``)."""
+def random_augmentation(rng: np.random.Generator, min_scale: float = 0.5) -> Perturbation:
+    """One random perturbation for training augmentation: JPEG 65-100, resize by
+    max(0.5, min_scale)-1.5, blur 0.2-1.2 px, a shift of 1-7 px, or a rotation of +-6 degrees,
+    drawn from ``rng``."""
     kind = rng.integers(0, 5)
     if kind == 0:
         q = int(rng.integers(65, 101))
         return lambda x: jpeg(x, q)
     if kind == 1:
-        f = float(rng.uniform(0.5, 1.5))
+        f = float(rng.uniform(max(0.5, min(min_scale, 1.5)), 1.5))
         return lambda x: resize(x, f)
     if kind == 2:
         s = float(rng.uniform(0.2, 1.2))

@@ -242,3 +242,77 @@ def test_official_sd14_fingerprint_evaluates(shared_data, scripts, tmp_path, cap
     m = json.loads(j.read_text())
     assert m["n_real"] == 10 and m["n_fake"] == 10
     assert m["auc"] > 0.9  # wavelet residual + the authors' SD1.4 fingerprint (measured 0.98)
+
+
+# ----------------------------------------------------------------------------- robustness and lineage
+
+def test_calibration_file_and_score_choices(trained, tiny_data, scripts, tmp_path, capsys):
+    cal = json.loads((trained / "calibration.json").read_text())
+    assert set(cal) >= {"paper", "train", "max_shift"} and set(cal["train"]) == {"corr", "shift"}
+    for extra in (["--score", "shift"], ["--score", "corr", "--centres", "train"], ["--score", "shift", "--max-shift", "2"]):
+        j = tmp_path / "s.json"
+        assert run_main(scripts.eval.main, [str(trained), str(tiny_data), "--json", str(j), "--quiet", *extra]) == 0
+        m = json.loads(j.read_text())
+        assert m["score"] == extra[1] and 0 <= m["accuracy"] <= 1
+    assert run_main(scripts.eval.main, [str(trained), str(tiny_data), "--centres", "cv", "--quiet"]) == 2
+    assert "--calibrate cv" in one_line_error(capsys)
+
+
+def test_single_perturbation_json_has_the_clean_keys(trained, tiny_data, scripts, tmp_path, capsys):
+    j1, j2 = tmp_path / "clean.json", tmp_path / "p.json"
+    assert run_main(scripts.eval.main, [str(trained), str(tiny_data), "--json", str(j1), "--quiet"]) == 0
+    assert run_main(scripts.eval.main, [str(trained), str(tiny_data), "--perturb", "jpeg90", "--json", str(j2),
+                                        "--quiet"]) == 0
+    clean, pert = json.loads(j1.read_text()), json.loads(j2.read_text())
+    assert set(clean) <= set(pert) and pert["perturbation"] == "jpeg90"
+
+
+def test_perturbation_suite_table_csv_and_plot(trained, tiny_data, scripts, tmp_path, capsys):
+    c, p, j = tmp_path / "r.csv", tmp_path / "plots", tmp_path / "r.json"
+    rc = run_main(scripts.eval.main, [str(trained), str(tiny_data), "--perturb", "all", "--csv", str(c), "--plots", str(p),
+                                      "--json", str(j), "--quiet"])
+    assert rc == 0
+    out = capsys.readouterr().out
+    for name in ("clean", "jpeg50", "resize0.5", "shift1", "rot5", "crop"):
+        assert f"\n{name}" in out
+    rows = c.read_text().splitlines()
+    assert rows[0].startswith("perturbation,accuracy") and len(rows) == 1 + 13
+    assert (p / "robustness.png").is_file()
+    assert set(json.loads(j.read_text())["perturbations"]) >= {"clean", "jpeg95", "crop"}
+    assert run_main(scripts.eval.main, [str(trained), str(tiny_data), "--perturb", "wobble"]) == 2
+    assert "unknown perturbation" in one_line_error(capsys)
+
+
+def test_augment_and_reencode_are_recorded_and_applied(tmp_path, tiny_data, scripts, capsys):
+    out = tmp_path / "c"
+    args = [str(tiny_data), str(out), *TRAIN, "--denoiser", "highpass", "--augment", "2", "--reencode", "jpeg:80"]
+    assert run_main(scripts.train.main, args) == 0
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["augment"] == 2 and cfg["reencode"] == "jpeg:80"
+    assert len(torch.load(out / "chk_4.pt", weights_only=True)["Loss"]) == 4 * 5  # 36 residuals in batches of 8
+    capsys.readouterr()
+    assert run_main(scripts.eval.main, [str(out), str(tiny_data), "--quiet"]) == 0
+    assert "re-encoded jpeg:80" in capsys.readouterr().out
+    assert run_main(scripts.train.main, [str(tiny_data), str(tmp_path / "d"), "--reencode", "gif", "--quiet"]) == 2
+    assert "--reencode" in one_line_error(capsys)
+
+
+def test_cross_detection_cli(tmp_path, scripts, capsys):
+    root = tmp_path / "gens"
+    for i, g in enumerate(("gan_a", "gan_b")):
+        make_dataset(root / g, n=4, size=64, seed=10 + i)
+    fps = tmp_path / "fps"
+    for g in ("gan_a", "gan_b"):
+        assert run_main(scripts.train.main, [str(root / g), str(fps / g), *TRAIN, "--denoiser", "highpass"]) == 0
+    j, c, p = tmp_path / "x.json", tmp_path / "x.csv", tmp_path / "plots"
+    rc = run_main(scripts.eval.main, [str(fps), str(root), "--cross", "--json", str(j), "--csv", str(c),
+                                      "--plots", str(p), "--perturb", "jpeg90", "--quiet"])
+    assert rc == 0
+    m = json.loads(j.read_text())
+    assert m["clean"]["fingerprints"] == ["gan_a", "gan_b"] and np.array(m["clean"]["accuracy"]).shape == (2, 2)
+    assert "jpeg90" in m and np.array(m["similarity"]["matrix"]).shape == (2, 2)
+    assert len(c.read_text().splitlines()) == 1 + 2 * 4
+    for f in ("cross_accuracy.png", "cross_auc.png", "cross_accuracy_jpeg90.png", "similarity.png", "fingerprints.png"):
+        assert (p / f).is_file(), f
+    assert run_main(scripts.eval.main, [str(tmp_path), str(root), "--cross", "--quiet"]) == 2
+    assert "no sub-folders with chk_" in one_line_error(capsys)

@@ -1,0 +1,107 @@
+import numpy as np
+import pytest
+import torch
+
+from dif.calibration import choose_centres, out_of_fold_scores, stratified_folds
+from dif.checkpoint import LoadedFingerprint
+from dif.config import DIFConfig
+from dif.detect import Detector
+from dif.errors import DIFError
+from dif.fingerprint import TrainState, pearson
+from dif.lineage import cross_detection, find_generators, fingerprint_similarity
+from dif.spectrum import circular_ncc, shift_window
+from conftest import make_dataset
+
+
+def test_fft_cross_correlation_equals_brute_force_shift_search():
+    g = torch.Generator().manual_seed(0)
+    f = torch.randn(1, 3, 9, 7, generator=g)
+    r = torch.randn(4, 3, 9, 7, generator=g)
+    ncc = circular_ncc(f, r)
+    brute = torch.stack([torch.stack([pearson(f, torch.roll(r, (-dy, -dx), (-2, -1))) for dx in range(7)], -1)
+                         for dy in range(9)], -2)
+    torch.testing.assert_close(ncc, brute, atol=1e-5, rtol=1e-4)
+    win = shift_window(ncc, 2)
+    assert win.shape == (4, 5, 5)
+    torch.testing.assert_close(win[:, 2, 2], ncc[:, 0, 0])
+    torch.testing.assert_close(win[:, 0, 4], ncc[:, -2, 2])
+
+
+def test_shift_score_recovers_a_shifted_pattern():
+    g = torch.Generator().manual_seed(0)
+    fp = torch.randn(1, 3, 32, 32, generator=g)
+    res = 0.3 * torch.roll(fp, (2, 3), (-2, -1)) + torch.randn(1, 3, 32, 32, generator=g)
+    det = Detector(fp, 0.0, 0.1, max_shift=4)
+    assert det.correlate(res, score="corr")[0] < 0.1 < det.correlate(res, score="shift")[0]
+    neg = Detector(-fp, 0.0, -0.1, max_shift=4)  # fakes correlate negatively: the score follows
+    assert neg.correlate(res, score="shift")[0] < -0.1
+
+
+def test_smaller_residuals_use_the_central_crop_of_the_fingerprint():
+    fp = torch.randn(1, 3, 16, 16)
+    det = Detector(fp, 0.0, 0.1)
+    small = fp[..., 4:12, 2:14].clone()
+    assert det.correlate([small])[0] == pytest.approx(1.0, abs=1e-5)
+
+
+def test_stratified_folds_cover_everything_once():
+    y = np.array([0] * 7 + [1] * 5)
+    folds = stratified_folds(y, 3, seed=0)
+    allidx = np.sort(np.concatenate(folds))
+    assert allidx.tolist() == list(range(12))
+    assert all(1 <= (y[f] == 1).sum() <= 2 for f in folds)
+
+
+def test_out_of_fold_scores_and_centre_choice():
+    g = torch.Generator().manual_seed(0)
+    pattern = torch.zeros(1, 3, 32, 32)
+    pattern[..., ::2, ::2] = 1.0
+    res = torch.cat([torch.randn(6, 3, 32, 32, generator=g), torch.randn(6, 3, 32, 32, generator=g) + 0.5 * pattern])
+    lab = torch.tensor([0] * 6 + [1] * 6)
+    cfg = DIFConfig(width=8, depth=2, epochs=8, batch_size=8, lr=5e-3, crop=32)
+    oof = out_of_fold_scores(res, lab, cfg, folds=3)
+    assert set(oof) == {"corr", "shift"} and np.isfinite(oof["corr"]).all()
+    assert oof["corr"][6:].mean() > oof["corr"][:6].mean()  # held-out fakes lean toward the fake side
+    with pytest.raises(DIFError, match="needs at least 7"):
+        out_of_fold_scores(res, lab, cfg, folds=7)
+    det = Detector(torch.zeros(1, 3, 32, 32), 0.0, 0.01)
+    cal = {"train": {"corr": [0.1, 0.2], "shift": [0.3, 0.4]}}
+    d, m = choose_centres(det, cal, "shift", "auto")
+    assert m == "train" and (d.mu_real, d.mu_fake, d.score) == (0.3, 0.4, "shift")
+    d, m = choose_centres(det, cal, "corr", "auto")
+    assert m == "paper" and (d.mu_real, d.mu_fake) == (0.0, 0.01)
+    with pytest.raises(DIFError, match="no 'cv' centres"):
+        choose_centres(det, cal, "corr", "cv")
+    with pytest.raises(DIFError, match="paper's centres"):
+        choose_centres(det, cal, "shift", "paper")
+
+
+def test_cross_detection_matrix_on_tiny_data(tmp_path):
+    root = tmp_path / "gens"
+    make_dataset(root / "a", n=4, size=48, seed=1)
+    make_dataset(root / "b", n=4, size=48, seed=2)
+    (root / "notes").mkdir()
+    gens = find_generators(root)
+    assert list(gens) == ["a", "b"]
+    fp_pattern = torch.from_numpy(np.tile(np.array([[1.0, -1.0], [-1.0, 1.0]]), (16, 16))).float()
+    fp = fp_pattern.expand(1, 3, 32, 32).clone()
+    fps = {"pattern": LoadedFingerprint(tmp_path / "x.pt", TrainState(fp, [0.0], [0.05], [0.0]), None, None),
+           "noise": LoadedFingerprint(tmp_path / "y.pt", TrainState(torch.randn(1, 3, 32, 32), [0.0], [0.05], [0.0]),
+                                      "highpass:1", None)}
+    res = cross_detection(fps, gens, lambda n, f: Detector.from_state(f.state),
+                          lambda n, f: f.extractor or "highpass:1")
+    assert res.accuracy.shape == (2, 2) and res.auc.shape == (2, 2)
+    assert np.isfinite(res.accuracy).all()
+    assert len(res.rows) == 4 and res.extractors == {"pattern": "highpass:1", "noise": "highpass:1"}
+    js = res.to_json()
+    assert js["fingerprints"] == ["pattern", "noise"] and len(js["auc"][0]) == 2
+
+
+def test_fingerprint_similarity_allows_for_shifts():
+    g = torch.Generator().manual_seed(0)
+    a = torch.randn(1, 3, 16, 16, generator=g)
+    names, sim = fingerprint_similarity({"a": a, "a_shifted": torch.roll(a, (3, 5), (-2, -1)),
+                                         "other": torch.randn(1, 3, 16, 16, generator=g)})
+    assert names == ["a", "a_shifted", "other"]
+    assert sim[0, 1] == pytest.approx(1.0, abs=1e-5) and sim[0, 2] < 0.5
+    np.testing.assert_allclose(sim, sim.T)

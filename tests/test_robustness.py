@@ -1,0 +1,75 @@
+import numpy as np
+import pytest
+import torch
+
+from dif.data import training_residuals
+from dif.denoiser import HighPassExtractor
+from dif.errors import DIFError
+from dif.robustness import (STANDARD, get_perturbation, jpeg, parse_perturbations, parse_reencode,
+                            random_augmentation, shift)
+from conftest import make_dataset
+
+EXPECTED_SHAPES = {"resize0.5": (3, 24, 40), "resize2": (3, 96, 160), "crop": (3, 36, 60)}
+
+
+@pytest.mark.parametrize("name", STANDARD)
+def test_each_perturbation_shape_range_and_determinism(name):
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(3, 48, 80, generator=g)
+    f = get_perturbation(name)
+    y = f(x)
+    assert y.shape == EXPECTED_SHAPES.get(name, (3, 48, 80))
+    assert y.dtype == torch.float32 and 0 <= y.min() and y.max() <= 1
+    assert torch.equal(y, f(x))
+    if name not in ("resize0.5", "resize2", "crop"):
+        assert not torch.allclose(y, x, atol=1e-3)  # it did something
+
+
+def test_shift_moves_content_by_n_pixels():
+    x = torch.rand(3, 10, 12)
+    assert torch.equal(shift(x, 2)[:, 2:, 2:], x[:, :-2, :-2])
+
+
+def test_jpeg_quality_orders_the_error():
+    x = torch.rand(3, 64, 64, generator=torch.Generator().manual_seed(1)) * 0.3 + 0.35
+    errs = [float((jpeg(x, q) - x).abs().mean()) for q in (95, 75, 50)]
+    assert errs[0] < errs[1] < errs[2]
+
+
+def test_parsing():
+    assert parse_perturbations("all") == STANDARD
+    assert parse_perturbations("jpeg90, shift1,jpeg90") == ["jpeg90", "shift1"]
+    assert parse_perturbations("jpeg60") == ["jpeg60"]
+    for bad in ("jpeg0", "jpeg101", "wobble", "", "resize0"):
+        with pytest.raises(DIFError):
+            parse_perturbations(bad)
+    assert parse_reencode("") is None
+    x = torch.rand(3, 16, 16)
+    assert torch.equal(parse_reencode("jpeg:80")(x), jpeg(x, 80))
+    assert torch.allclose(parse_reencode("png")(x), x, atol=1 / 255)
+    for bad in ("jpeg", "jpeg:0", "gif", "png:3"):
+        with pytest.raises(DIFError):
+            parse_reencode(bad)
+
+
+def test_random_augmentation_is_reproducible():
+    x = torch.rand(3, 40, 40)
+    a = [random_augmentation(np.random.default_rng(5))(x) for _ in range(2)]
+    assert torch.equal(a[0], a[1])
+
+
+def test_reencoding_reaches_both_classes_and_augmentation_adds_copies(tmp_path):
+    data = make_dataset(tmp_path / "d", n=3, size=48)
+    paths = sorted((data / "0_real").iterdir()) + sorted((data / "1_fake").iterdir())
+    labels = [0, 0, 0, 1, 1, 1]
+    ext = HighPassExtractor(1.0)
+    plain = training_residuals(paths, labels, ext, (32, 32))
+    jpg = training_residuals(paths, labels, ext, (32, 32), reencode="jpeg:50")
+    diff = (plain.cache.residuals - jpg.cache.residuals).flatten(1).abs().mean(1)
+    assert (diff[:3] > 1e-3).all() and (diff[3:] > 1e-3).all()  # real and fake both re-encoded
+    aug = training_residuals(paths, labels, ext, (32, 32), augment=2, seed=3)
+    assert aug.cache.residuals.shape == (18, 3, 32, 32)
+    assert aug.groups.tolist() == [0, 1, 2, 3, 4, 5] * 3
+    assert aug.cache.labels.tolist() == labels * 3
+    again = training_residuals(paths, labels, ext, (32, 32), augment=2, seed=3)
+    assert torch.equal(aug.cache.residuals, again.cache.residuals)
