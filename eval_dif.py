@@ -91,7 +91,7 @@ def _transform(reencode, perturb):
     return lambda x: perturb(reencode(x))
 
 
-def _detector(loaded, args, spec_warned: list):
+def _detector(loaded, args):
     """Fingerprint -> Detector with the chosen score, shift range and centres."""
     from dif.calibration import choose_centres, load_calibration
     from dif.detect import Detector
@@ -142,7 +142,7 @@ def run_cross(args, device) -> int:
     warned: set = set()
     conditions = ["clean"] + (parse_perturbations(args.perturb) if args.perturb else [])
     results = {}
-    detectors = {n: _detector(fp, args, [])[0] for n, fp in fps.items()}
+    detectors = {n: _detector(fp, args)[0] for n, fp in fps.items()}
     reencodes = {_reencode(fp, args)[1] for fp in fps.values()}
     if len(reencodes) > 1:
         raise DIFError(f"the fingerprints were trained with different --reencode settings {sorted(reencodes)}; "
@@ -232,7 +232,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     warned: set = set()
     extractor = build_extractor(_extractor_spec(loaded, args, warned), device)
-    det, method = _detector(loaded, args, [])
+    det, method = _detector(loaded, args)
     base, base_name = _reencode(loaded, args)
     print(f"Fingerprint {loaded.path} | extractor {extractor.spec} | score {det.score} | centres {method}: "
           f"real {det.mu_real:.5f}, fake {det.mu_fake:.5f}" + (f" | re-encoded {base_name}" if base_name else ""))

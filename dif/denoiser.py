@@ -6,8 +6,11 @@ fingerprint can record which extractor made it. ``build_extractor(spec)`` makes 
 - ``highpass`` or ``highpass:SIGMA``: image minus its Gaussian blur (sigma in pixels, default 1).
 - ``wavelet`` or ``wavelet:SIGMA``: image minus its wavelet-denoised version (db8, 4 levels,
   BayesShrink soft thresholds for a noise level of SIGMA/255, default 5), the classical PRNU
-  residual; uses PyWavelets.
+  residual, in the shift-invariant (stationary) transform; ``wavelet-dwt``: the same with the
+  decimated transform. Uses PyWavelets.
 - ``dncnn:PATH``: a DnCNN (the authors' layout) with weights from PATH (see ``save_dncnn``).
+- ``authors:CHK[:MEAN.npy]``: the authors' own ``dncnn/chk_2000.pt`` (read without running its
+  pickled code) and optionally their ``clean_real.npy`` mean residual.
 """
 from __future__ import annotations
 
@@ -154,10 +157,31 @@ def wavelet_denoise(channel: "np.ndarray", sigma: float, wavelet: str = "db8", l
     return rec[: channel.shape[0], : channel.shape[1]]
 
 
-class WaveletExtractor(ResidualExtractor):
-    """Residual = image - wavelet-denoised image (db8, BayesShrink, noise sigma/255)."""
+def swt_denoise(channel: "np.ndarray", sigma: float, wavelet: str = "db8", levels: int = 4) -> "np.ndarray":
+    """BayesShrink denoising in the stationary (undecimated) wavelet transform: unlike the
+    decimated transform, shifting the image shifts the result (no dependence on the phase of a
+    2**levels grid). The channel is padded symmetrically to a multiple of 2**levels."""
+    import numpy as np
+    import pywt
 
-    def __init__(self, sigma: float = 5.0, wavelet: str = "db8", levels: int = 4) -> None:
+    h, w = channel.shape
+    m = 2**levels
+    ph, pw = (-h) % m, (-w) % m
+    x = np.pad(channel, ((0, ph), (0, pw)), mode="symmetric") if (ph or pw) else channel
+    coeffs = pywt.swt2(x, wavelet, level=levels, trim_approx=True, norm=True)
+    out = [coeffs[0]] + [tuple(bayes_shrink(d, sigma) for d in detail) for detail in coeffs[1:]]
+    return pywt.iswt2(out, wavelet, norm=True)[:h, :w]
+
+
+class WaveletExtractor(ResidualExtractor):
+    """Residual = image - wavelet-denoised image (db8, 4 levels, BayesShrink, noise sigma/255).
+
+    ``stationary=True`` (``wavelet``) uses the undecimated transform, so the residual of a
+    shifted image is the shifted residual; ``stationary=False`` (``wavelet-dwt``) is the
+    classical decimated version, whose residual changes with the image's phase on a 16-pixel
+    grid (a 1-pixel shift leaves only ~0.45 correlation between the two residuals)."""
+
+    def __init__(self, sigma: float = 5.0, wavelet: str = "db8", levels: int = 4, stationary: bool = True) -> None:
         super().__init__()
         try:
             import pywt  # noqa: F401
@@ -165,8 +189,8 @@ class WaveletExtractor(ResidualExtractor):
             raise DIFError("the wavelet denoiser needs PyWavelets: pip install PyWavelets") from None
         if not sigma > 0:
             raise DIFError(f"wavelet sigma must be positive, got {sigma}")
-        self.sigma, self.wavelet, self.levels = float(sigma), wavelet, int(levels)
-        self.spec = f"wavelet:{self.sigma:g}"
+        self.sigma, self.wavelet, self.levels, self.stationary = float(sigma), wavelet, int(levels), stationary
+        self.spec = f"{'wavelet' if stationary else 'wavelet-dwt'}:{self.sigma:g}"
 
     @torch.no_grad()
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -175,9 +199,10 @@ class WaveletExtractor(ResidualExtractor):
         arr = x.detach().cpu().double().numpy()
         out = np.empty_like(arr)
         s = self.sigma / 255.0
+        denoise = swt_denoise if self.stationary else wavelet_denoise
         for i in range(arr.shape[0]):
             for c in range(arr.shape[1]):
-                out[i, c] = arr[i, c] - wavelet_denoise(arr[i, c], s, self.wavelet, self.levels)
+                out[i, c] = arr[i, c] - denoise(arr[i, c], s, self.wavelet, self.levels)
         return torch.from_numpy(out).to(x.device, x.dtype)
 
 
@@ -218,6 +243,122 @@ def load_dncnn(path: str | Path, map_location: str | torch.device = "cpu") -> tu
     return net, payload.get("mean_residual"), dict(payload.get("meta") or {})
 
 
+# ----------------------------------------------------------------------------- the authors' file
+
+class _Stub:
+    """Stands in for every class of a foreign pickle: records constructor arguments and state,
+    runs nothing."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        self.__dict__["_args"] = args
+
+    def __setstate__(self, state) -> None:
+        self.__dict__["_state"] = state
+
+
+_STUBS: dict[tuple[str, str], type] = {}
+_TENSOR_REBUILDERS = {("torch._utils", "_rebuild_tensor_v2"), ("torch._utils", "_rebuild_parameter"),
+                      ("torch._utils", "_rebuild_parameter_with_state"), ("collections", "OrderedDict")}
+
+
+def _safe_reconstructor(cls, base, state):
+    if not (isinstance(cls, type) and issubclass(cls, _Stub)):
+        raise pickle_error(f"refusing to reconstruct {cls!r}")
+    return object.__new__(cls)
+
+
+def pickle_error(msg: str) -> Exception:
+    import pickle
+
+    return pickle.UnpicklingError(msg)
+
+
+def _allow_list_unpickler():
+    """A pickle module whose Unpickler resolves only tensor-rebuilding functions; every other
+    global becomes an inert stub class (so no code from the file can run)."""
+    import importlib
+    import pickle
+    import types
+
+    class Unpickler(pickle.Unpickler):
+        def find_class(self, module: str, name: str):
+            if (module, name) in _TENSOR_REBUILDERS:
+                return getattr(importlib.import_module(module), name)
+            if (module, name) == ("copyreg", "_reconstructor"):
+                return _safe_reconstructor
+            key = (module, name)
+            if key not in _STUBS:
+                _STUBS[key] = type(name, (_Stub,), {"__module__": f"stub.{module}"})
+            return _STUBS[key]
+
+    mod = types.ModuleType("dif_allow_list_pickle")
+    mod.Unpickler = Unpickler
+    mod.load = lambda f, **kw: Unpickler(f, **kw).load()
+    mod.__name__ = "dif_allow_list_pickle"
+    return mod
+
+
+def _find_dncnn_state(obj, seen=None) -> Optional[dict]:
+    """Search the stub object graph for a module named DnCNN and return its layer tensors."""
+    seen = set() if seen is None else seen
+    if id(obj) in seen:
+        return None
+    seen.add(id(obj))
+    if isinstance(obj, _Stub):
+        state = obj.__dict__.get("_state")
+        if type(obj).__name__ == "DnCNN" and isinstance(state, dict):
+            seq = state.get("_modules", {}).get("dncnn")
+            layers = getattr(seq, "__dict__", {}).get("_state", {}).get("_modules", {}) if seq is not None else {}
+            out = {}
+            for idx, layer in layers.items():
+                lstate = getattr(layer, "__dict__", {}).get("_state", {})
+                for group in ("_parameters", "_buffers"):
+                    for k, v in (lstate.get(group) or {}).items():
+                        if isinstance(v, torch.Tensor):
+                            out[f"dncnn.{idx}.{k}"] = v.detach().clone()
+            if out:
+                return out
+        children = [state] + list(obj.__dict__.get("_args", ()))
+    elif isinstance(obj, dict):
+        children = list(obj.values())
+    elif isinstance(obj, (list, tuple, set)):
+        children = list(obj)
+    else:
+        return None
+    for child in children:
+        found = _find_dncnn_state(child, seen)
+        if found:
+            return found
+    return None
+
+
+def load_authors_dncnn(path: str | Path) -> DnCNN:
+    """Extract the DnCNN weights from the authors' ``dncnn/chk_2000.pt`` (a whole pickled
+    trainer object) without running its code: an allow-list unpickler rebuilds tensors only
+    and turns every other class into an inert stub."""
+    path = Path(path)
+    if not path.is_file():
+        raise DIFError(f"authors' DnCNN checkpoint not found: {path}")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=False, pickle_module=_allow_list_unpickler())
+    except Exception as exc:
+        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise DIFError(f"cannot read {path} ({msg})") from None
+    sd = _find_dncnn_state(obj)
+    if not sd:
+        raise DIFError(f"{path} holds no DnCNN weights (expected the authors' pickled TrainerDnCNN)")
+    convs = sorted((k for k in sd if k.endswith(".weight") and sd[k].dim() == 4), key=lambda k: int(k.split(".")[1]))
+    if not convs:
+        raise DIFError(f"{path}: no convolution weights found")
+    first = sd[convs[0]]
+    net = DnCNN(channels=first.shape[1], layers=len(convs), features=first.shape[0])
+    try:
+        net.load_state_dict(sd)
+    except RuntimeError as exc:
+        raise DIFError(f"{path}: weights do not fit a DnCNN: {str(exc).splitlines()[0]}") from None
+    return net
+
+
 def build_extractor(spec: Optional[str] = None, device: str | torch.device = "cpu") -> ResidualExtractor:
     """Make a frozen residual extractor from its spec string (see the module docstring)."""
     spec = (spec or DEFAULT_EXTRACTOR).strip()
@@ -229,17 +370,35 @@ def build_extractor(spec: Optional[str] = None, device: str | torch.device = "cp
         except ValueError:
             raise DIFError(f"bad highpass sigma in denoiser spec {spec!r}") from None
         ext: ResidualExtractor = HighPassExtractor(sigma)
-    elif kind == "wavelet":
+    elif kind in ("wavelet", "wavelet-dwt"):
         try:
             sigma = float(arg) if arg else 5.0
         except ValueError:
             raise DIFError(f"bad wavelet sigma in denoiser spec {spec!r}") from None
-        ext = WaveletExtractor(sigma)
+        ext = WaveletExtractor(sigma, stationary=kind == "wavelet")
     elif kind == "dncnn":
         if not arg:
             raise DIFError("the dncnn denoiser needs a weights file: --denoiser dncnn:PATH")
         net, mean, _ = load_dncnn(arg)
         ext = DnCNNExtractor(net, mean, spec=f"dncnn:{arg}")
+    elif kind == "authors":
+        # authors:CHK_2000_PT[:MEAN_RESIDUAL_NPY] (their clean_real.npy, H x W x 3)
+        chk, _, mean_path = arg.partition(":") if not Path(arg).is_file() else (arg, "", "")
+        if not chk:
+            raise DIFError("the authors' denoiser needs its file: --denoiser authors:PATH/chk_2000.pt[:clean_real.npy]")
+        net = load_authors_dncnn(chk)
+        mean = None
+        if mean_path:
+            import numpy as np
+
+            try:
+                arr = np.load(mean_path, allow_pickle=False)
+            except (OSError, ValueError) as exc:
+                raise DIFError(f"cannot read mean residual {mean_path}: {exc}") from None
+            if arr.ndim != 3 or arr.shape[2] != 3:
+                raise DIFError(f"{mean_path}: expected an H x W x 3 array, got {arr.shape}")
+            mean = torch.from_numpy(arr.transpose(2, 0, 1).copy()).float()
+        ext = DnCNNExtractor(net, mean, spec=f"authors:{arg}")
     else:
-        raise DIFError(f"unknown denoiser {spec!r}: use wavelet[:SIGMA], highpass[:SIGMA] or dncnn:PATH")
+        raise DIFError(f"unknown denoiser {spec!r}: use wavelet[:SIGMA], wavelet-dwt[:SIGMA], highpass[:SIGMA], dncnn:PATH or authors:CHK[:MEAN.npy]")
     return ext.to(device)
