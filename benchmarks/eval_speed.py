@@ -40,7 +40,7 @@ def main() -> None:
         imgs = torch.stack([center_crop(load_image(p), crop) for p in ds.paths])
         det = Detector(torch.randn(1, 3, *crop), 0.0, 0.01)
         for name, ext in (("dncnn17", DnCNNExtractor(DnCNN())), ("wavelet", build_extractor("wavelet")),
-                          ("highpass", build_extractor("highpass"))):
+                          ("wavelet-dwt", build_extractor("wavelet-dwt")), ("highpass", build_extractor("highpass"))):
             ext(imgs[:1])  # warm-up
             t0 = time.perf_counter()
             with torch.no_grad():
