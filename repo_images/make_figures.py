@@ -7,7 +7,10 @@
 2. crn_fingerprint.png, crn_fingerprint_fft.png, crn_training.png: ``train_dif.py`` on the 20 + 20
    CNNDetection CRN images (needs the shared data).
 3. official_fingerprints.png: the authors' released fingerprints and their spectra, rendered.
-4. crn_histogram.png, crn_roc.png: ``eval_dif.py`` of the CRN fingerprint on the SAN images.
+4. crn_histogram.png, crn_roc.png, crn_robustness.png: ``eval_dif.py`` of the CRN fingerprint on
+   the SAN images, clean and under every perturbation.
+5. cross_accuracy.png, similarity.png: ``eval_dif.py --cross`` of fingerprints trained on 10 + 10
+   images of each CNNDetection generator, against all 20 + 20 images of every generator.
 """
 from __future__ import annotations
 
@@ -35,6 +38,7 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[1])
     p.add_argument("--shared", type=Path, default=ROOT.parent / "shared" / "data")
     p.add_argument("--quick", action="store_true", help="fewer steps (for a smoke test, not for the README)")
+    p.add_argument("--skip-gray", action="store_true", help="keep the existing gray_experiment.png")
     args = p.parse_args()
     from dif import plots
     from dif.checkpoint import load_fingerprint_dir
@@ -42,9 +46,10 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        blank = ["--output-dir", str(tmp / "blank"), "--quiet"] + (["--epochs", "50"] if args.quick else [])
-        assert run_main(_script("blank_experiment").main, blank) == 0
-        shutil.copy(tmp / "blank" / "gray_experiment.png", HERE / "gray_experiment.png")
+        if not args.skip_gray:
+            blank = ["--output-dir", str(tmp / "blank"), "--quiet"] + (["--epochs", "50"] if args.quick else [])
+            assert run_main(_script("blank_experiment").main, blank) == 0
+            shutil.copy(tmp / "blank" / "gray_experiment.png", HERE / "gray_experiment.png")
 
         crn = args.shared / "cnndetection" / "crn"
         chk = tmp / "crn"
@@ -53,9 +58,19 @@ def main() -> int:
         for name in ("fingerprint.png", "fingerprint_fft.png", "training.png"):
             shutil.copy(chk / name, HERE / f"crn_{name}")
         assert run_main(_script("eval_dif").main, [str(chk), str(args.shared / "cnndetection" / "san"),
-                                                   "--plots", str(tmp / "plots"), "--quiet"]) == 0
+                                                   "--plots", str(tmp / "plots"), "--perturb", "all", "--quiet"]) == 0
         shutil.copy(tmp / "plots" / "histogram.png", HERE / "crn_histogram.png")
         shutil.copy(tmp / "plots" / "roc.png", HERE / "crn_roc.png")
+        shutil.copy(tmp / "plots" / "robustness.png", HERE / "crn_robustness.png")
+
+        gens = args.shared / "cnndetection"
+        for g in sorted(d.name for d in gens.iterdir() if d.is_dir()):
+            train = [str(gens / g), str(tmp / "fps" / g), "--train-size", "10", "--quiet"]
+            assert run_main(_script("train_dif").main, train + (["--epochs", "5"] if args.quick else [])) == 0
+        assert run_main(_script("eval_dif").main, [str(tmp / "fps"), str(gens), "--cross", "--plots",
+                                                   str(tmp / "cross"), "--quiet"]) == 0
+        for name in ("cross_accuracy.png", "similarity.png"):
+            shutil.copy(tmp / "cross" / name, HERE / name)
 
     official = args.shared / "dif_official" / "checks"
     names = ["sd14", "sd21", "mj", "glide", "dalle_2", "stylegan2", "progan"]
