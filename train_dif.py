@@ -36,8 +36,9 @@ def parse_args(argv: Sequence[str] | None = None):
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="where to train")
     p.add_argument("--checkpoint-every", "--f", type=int, default=D.checkpoint_every, help="save chk_<epoch>.pt every F epochs (and the last)")
     p.add_argument("--denoiser", default=None, help="residual extractor: highpass[:SIGMA] or dncnn:PATH (default: %s)" % D.extractor)
-    p.add_argument("--augment", type=int, nargs="?", const=3, default=0, metavar="N",
-                   help="add N randomly perturbed copies of each image (JPEG, resize, blur, shift, rotation; N=3 if no value)")
+    p.add_argument("--augment", type=int, nargs="?", const=D.augment, default=D.augment, metavar="N",
+                   help="add N randomly perturbed copies of each image (JPEG, resize, blur, shift, rotation); "
+                        "0 = the paper's recipe")
     p.add_argument("--reencode", default="", metavar="jpeg:Q|png",
                    help="re-encode every image of both classes first (against format shortcuts); eval repeats it")
     p.add_argument("--calibrate", default="none", choices=["none", "cv"],

@@ -12,7 +12,7 @@ import torch
 from dif.cli import run_main
 from conftest import ROOT, make_dataset, write_png
 
-TRAIN = ["--epochs", "4", "--crop", "64", "--batch", "8", "--checkpoint-every", "2", "--quiet"]
+TRAIN = ["--epochs", "4", "--crop", "64", "--batch", "8", "--checkpoint-every", "2", "--augment", "0", "--quiet"]
 
 
 def one_line_error(capsys):
@@ -44,7 +44,8 @@ def test_train_writes_everything(trained):
 def test_options_are_honoured(tmp_path, tiny_data, scripts):
     out = tmp_path / "c"
     args = [str(tiny_data), str(out), "--e", "3", "--lr", "1e-3", "--bs", "4", "--tr", "4", "--cs", "32",
-            "--a", "0.5", "--boost", "--seed", "7", "--f", "3", "--device", "cpu", "--denoiser", "highpass:2", "--quiet"]
+            "--a", "0.5", "--boost", "--seed", "7", "--f", "3", "--device", "cpu", "--denoiser", "highpass:2", "--quiet",
+            "--augment", "0"]
     assert run_main(scripts.train.main, args) == 0
     cfg = json.loads((out / "config.json").read_text())
     assert (cfg["epochs"], cfg["lr"], cfg["batch_size"], cfg["train_size"], cfg["crop"], cfg["alpha"], cfg["boost"],
@@ -112,7 +113,7 @@ def test_eval_detects_the_pattern_after_real_training(tmp_path, scripts, capsys)
     test = make_dataset(tmp_path / "t", n=10, size=64, seed=2)
     out = tmp_path / "c"
     args = [str(data), str(out), "--epochs", "30", "--crop", "64", "--batch", "20", "--lr", "2e-3", "--quiet",
-            "--denoiser", "highpass"]
+            "--denoiser", "highpass", "--augment", "0"]
     assert run_main(scripts.train.main, args) == 0
     j = tmp_path / "m.json"
     assert run_main(scripts.eval.main, [str(out), str(test), "--json", str(j), "--quiet"]) == 0
@@ -164,8 +165,8 @@ def test_train_refuses_to_mix_with_an_earlier_run(trained, tiny_data, scripts, c
     shutil.copytree(trained, copy)
     assert run_main(scripts.train.main, [str(tiny_data), str(copy), *TRAIN]) == 2
     assert "--overwrite" in one_line_error(capsys)
-    args = [str(tiny_data), str(copy), *TRAIN[:-5], "--checkpoint-every", "3", "--quiet", "--overwrite",
-            "--denoiser", "highpass"]
+    args = [str(tiny_data), str(copy), "--epochs", "4", "--crop", "64", "--batch", "8", "--augment", "0",
+            "--checkpoint-every", "3", "--quiet", "--overwrite", "--denoiser", "highpass"]
     assert run_main(scripts.train.main, args) == 0
     assert sorted(p for p in os.listdir(copy) if p.startswith("chk_")) == ["chk_3.pt", "chk_4.pt"]
 
@@ -235,13 +236,16 @@ def test_blank_experiment_small(tmp_path, scripts, capsys):
 def test_official_sd14_fingerprint_evaluates(shared_data, scripts, tmp_path, capsys):
     j = tmp_path / "sd14.json"
     args = [str(shared_data / "dif_official" / "checks" / "sd14"), str(shared_data / "dif_official" / "samples" / "sd14"),
-            "0", "--json", str(j), "--quiet"]
+            "0", "--json", str(j), "--quiet", "--denoiser", "wavelet-dwt"]
     assert run_main(scripts.eval.main, args) == 0
     out = capsys.readouterr().out
-    assert "records no residual extractor" in out and "Real Acc." in out
+    assert "Real Acc." in out
     m = json.loads(j.read_text())
     assert m["n_real"] == 10 and m["n_fake"] == 10
-    assert m["auc"] > 0.9  # wavelet residual + the authors' SD1.4 fingerprint (measured 0.98)
+    assert m["auc"] > 0.9  # decimated wavelet residual + the authors' SD1.4 fingerprint (measured 0.98)
+    capsys.readouterr()
+    assert run_main(scripts.eval.main, args[:-2] + ["--centres", "paper"]) == 0  # the default extractor
+    assert "records no residual extractor" in capsys.readouterr().out
 
 
 # ----------------------------------------------------------------------------- robustness and lineage
@@ -285,7 +289,7 @@ def test_perturbation_suite_table_csv_and_plot(trained, tiny_data, scripts, tmp_
 
 def test_augment_and_reencode_are_recorded_and_applied(tmp_path, tiny_data, scripts, capsys):
     out = tmp_path / "c"
-    args = [str(tiny_data), str(out), *TRAIN, "--denoiser", "highpass", "--augment", "2", "--reencode", "jpeg:80"]
+    args = [str(tiny_data), str(out), *TRAIN[:-3], "--denoiser", "highpass", "--reencode", "jpeg:80", "--quiet"]  # default augment
     assert run_main(scripts.train.main, args) == 0
     cfg = json.loads((out / "config.json").read_text())
     assert cfg["augment"] == 2 and cfg["reencode"] == "jpeg:80"
