@@ -2,7 +2,8 @@
 """Seconds per epoch of DIF training on CPU, residuals cached (computed once).
 
 Workload (the issue's): 20 images (10 real + 10 fake, CNNDetection CRN 356x356 from
-../shared/data, or synthetic), crop 256, batch 64, the paper's U-Net, 100 epochs.
+../shared/data, or synthetic), crop 256, batch 64, the paper's U-Net, 100 epochs, with the
+default augmentation (2 perturbed copies per image; --augment 0 for the paper's recipe).
 Also times what the authors' loop pays per epoch by re-running a DnCNN-17 on every batch.
 
     python benchmarks/train_speed.py [--epochs 100] [--images 10]
@@ -24,12 +25,13 @@ def main() -> None:
     p.add_argument("--images", type=int, default=10, help="images per class")
     p.add_argument("--crop", type=int, default=256)
     p.add_argument("--denoiser", default="wavelet")
+    p.add_argument("--augment", type=int, default=None, help="perturbed copies per image (default: the config's)")
     args = p.parse_args()
 
     import torch
 
     from dif.config import DIFConfig
-    from dif.data import compute_residuals, find_labelled
+    from dif.data import compute_residuals, find_labelled, training_residuals
     from dif.denoiser import DnCNN, DnCNNExtractor, build_extractor
     from dif.fingerprint import train_fingerprint
 
@@ -37,8 +39,11 @@ def main() -> None:
         ds = find_labelled(workload_dir(Path(tmp), args.images))
         crop = (args.crop, args.crop)
         ext = build_extractor(args.denoiser)
+        cfg = DIFConfig(epochs=args.epochs, crop=args.crop)
+        if args.augment is not None:
+            cfg.augment = args.augment
         t0 = time.perf_counter()
-        cache = compute_residuals(ds.paths, ds.labels, ext, crop)
+        cache = training_residuals(ds.paths, ds.labels, ext, crop, augment=cfg.augment, seed=cfg.seed).cache
         t_res = time.perf_counter() - t0
         # What the authors' loop spends per epoch: the DnCNN-17 forward on every image, every batch.
         dncnn = DnCNNExtractor(DnCNN())
@@ -46,12 +51,11 @@ def main() -> None:
         compute_residuals(ds.paths, ds.labels, dncnn, crop)
         t_dncnn = time.perf_counter() - t0
 
-    cfg = DIFConfig(epochs=args.epochs, crop=args.crop)
     t0 = time.perf_counter()
     state = train_fingerprint(cache.residuals, cache.labels, cfg)
     t_train = time.perf_counter() - t0
     res = {
-        "images": len(cache), "crop": args.crop, "epochs": args.epochs, "steps": len(state.loss),
+        "images": len(ds.paths), "residuals": len(cache), "augment": cfg.augment, "crop": args.crop, "epochs": args.epochs, "steps": len(state.loss),
         "threads": torch.get_num_threads(), "extractor": ext.spec,
         "residuals_s": round(t_res, 2), "train_s": round(t_train, 2),
         "s_per_epoch": round(t_train / args.epochs, 3), "total_s": round(t_res + t_train, 2),
