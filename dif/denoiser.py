@@ -18,6 +18,7 @@ import math
 from pathlib import Path
 from typing import Optional
 
+import numpy as np
 import torch
 from torch import nn
 import torch.nn.functional as F
@@ -137,16 +138,14 @@ class HighPassExtractor(ResidualExtractor):
         return x - gaussian_blur(x, self.sigma)
 
 
-def bayes_shrink(coeffs: "np.ndarray", sigma: float) -> "np.ndarray":
+def bayes_shrink(coeffs: np.ndarray, sigma: float) -> np.ndarray:
     """Soft-threshold one wavelet detail subband with the BayesShrink threshold sigma^2/sigma_x."""
-    import numpy as np
-
     var_x = max(float(np.mean(coeffs * coeffs)) - sigma * sigma, 0.0)
     thr = float(np.abs(coeffs).max()) if var_x == 0.0 else sigma * sigma / math.sqrt(var_x)
     return np.sign(coeffs) * np.maximum(np.abs(coeffs) - thr, 0.0)
 
 
-def wavelet_denoise(channel: "np.ndarray", sigma: float, wavelet: str = "db8", levels: int = 4) -> "np.ndarray":
+def wavelet_denoise(channel: np.ndarray, sigma: float, wavelet: str = "db8", levels: int = 4) -> np.ndarray:
     """BayesShrink wavelet denoising of one H x W channel (approximation band kept)."""
     import pywt
 
@@ -157,11 +156,10 @@ def wavelet_denoise(channel: "np.ndarray", sigma: float, wavelet: str = "db8", l
     return rec[: channel.shape[0], : channel.shape[1]]
 
 
-def swt_denoise(channel: "np.ndarray", sigma: float, wavelet: str = "db8", levels: int = 4) -> "np.ndarray":
+def swt_denoise(channel: np.ndarray, sigma: float, wavelet: str = "db8", levels: int = 4) -> np.ndarray:
     """BayesShrink denoising in the stationary (undecimated) wavelet transform: unlike the
     decimated transform, shifting the image shifts the result (no dependence on the phase of a
     2**levels grid). The channel is padded symmetrically to a multiple of 2**levels."""
-    import numpy as np
     import pywt
 
     h, w = channel.shape
@@ -184,7 +182,7 @@ class WaveletExtractor(ResidualExtractor):
     def __init__(self, sigma: float = 5.0, wavelet: str = "db8", levels: int = 4, stationary: bool = True) -> None:
         super().__init__()
         try:
-            import pywt  # noqa: F401
+            import pywt  # noqa: F401  (fail early with a clear message)
         except ImportError:  # pragma: no cover - PyWavelets is in requirements.txt
             raise DIFError("the wavelet denoiser needs PyWavelets: pip install PyWavelets") from None
         if not sigma > 0:
@@ -194,8 +192,6 @@ class WaveletExtractor(ResidualExtractor):
 
     @torch.no_grad()
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        import numpy as np
-
         arr = x.detach().cpu().double().numpy()
         out = np.empty_like(arr)
         s = self.sigma / 255.0
@@ -389,8 +385,6 @@ def build_extractor(spec: Optional[str] = None, device: str | torch.device = "cp
         net = load_authors_dncnn(chk)
         mean = None
         if mean_path:
-            import numpy as np
-
             try:
                 arr = np.load(mean_path, allow_pickle=False)
             except (OSError, ValueError) as exc:

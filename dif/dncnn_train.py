@@ -12,7 +12,6 @@ OUT.md with the data, steps, wall time, machine and the PSNR on --val.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import math

@@ -6,7 +6,7 @@ import torch
 
 from dif.cli import run_main
 from dif.denoiser import load_dncnn
-from dif.dncnn_train import DnCNNTrainConfig, evaluate_psnr, main, sample_batch
+from dif.dncnn_train import DnCNNTrainConfig, main, sample_batch
 from conftest import make_dataset, write_png
 
 
