@@ -12,8 +12,6 @@ CHECK_DIR may be one of ours or one of the authors' released fingerprint folders
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import json
 import sys
 from pathlib import Path
@@ -68,27 +66,8 @@ def parse_args(argv: Sequence[str] | None = None):
     return args
 
 
-def _write_csv(path: Path, header: list[str], rows: list[list]) -> None:
-    from dif.atomic import write_text_atomic
-
-    buf = io.StringIO()
-    w = csv.writer(buf)
-    w.writerow(header)
-    w.writerows(rows)
-    write_text_atomic(path, buf.getvalue())
-
-
 def _fmt(v) -> str:
     return "  -  " if v is None or v != v else f"{v:.3f}"
-
-
-def _transform(reencode, perturb):
-    """reencode first (the data's format), then the perturbation (what happened downstream)."""
-    if reencode is None:
-        return perturb
-    if perturb is None:
-        return reencode
-    return lambda x: perturb(reencode(x))
 
 
 def _detector(loaded, args):
@@ -98,8 +77,8 @@ def _detector(loaded, args):
 
     det = Detector.from_state(loaded.state, loaded.config.centre_steps if loaded.config else 20)
     cal = load_calibration(loaded.path.parent)
-    shift = args.max_shift if args.max_shift is not None else cal.get("max_shift", loaded.config.max_shift if loaded.config else 8)
-    det.max_shift = int(shift)
+    trained = cal.get("max_shift", loaded.config.max_shift if loaded.config else det.max_shift)
+    det.max_shift = int(args.max_shift if args.max_shift is not None else trained)
     det, method = choose_centres(det, cal, args.score, args.centres)
     return det, method
 
@@ -132,10 +111,10 @@ def _reencode(loaded, args):
 
 def run_cross(args, device) -> int:
     from dif import plots
-    from dif.atomic import write_text_atomic
+    from dif.atomic import write_csv_atomic, write_text_atomic
     from dif.errors import DIFError
     from dif.lineage import cross_detection, fingerprint_similarity, find_generators, load_fingerprints
-    from dif.robustness import get_perturbation, parse_perturbations
+    from dif.robustness import compose, get_perturbation, parse_perturbations
 
     fps = load_fingerprints(args.check_dir)
     gens = find_generators(args.data_dir)
@@ -143,15 +122,15 @@ def run_cross(args, device) -> int:
     conditions = ["clean"] + (parse_perturbations(args.perturb) if args.perturb else [])
     results = {}
     detectors = {n: _detector(fp, args)[0] for n, fp in fps.items()}
-    reencodes = {_reencode(fp, args)[1] for fp in fps.values()}
+    reencodes = {name: fn for fn, name in (_reencode(fp, args) for fp in fps.values())}
     if len(reencodes) > 1:
         raise DIFError(f"the fingerprints were trained with different --reencode settings {sorted(reencodes)}; "
                        "pass --reencode to choose one")
-    base = _reencode(next(iter(fps.values())), args)[0]
+    base = next(iter(reencodes.values()))
     for cond in conditions:
         pert = None if cond == "clean" else get_perturbation(cond)
         res = cross_detection(fps, gens, lambda n, fp: detectors[n], lambda n, fp: _extractor_spec(fp, args, warned),
-                              device=device, transform=_transform(base, pert), batch=args.batch,
+                              device=device, transform=compose(base, pert), batch=args.batch,
                               progress=not args.quiet)
         results[cond] = res
         print(f"\n[{cond}] accuracy (rows: fingerprints, columns: generators; score {args.score})")
@@ -175,7 +154,7 @@ def run_cross(args, device) -> int:
     if args.csv:
         rows = [[c, r["fingerprint"], r["generator"], r["extractor"]] + [r[k] for k in METRIC_KEYS]
                 for c, res in results.items() for r in res.rows]
-        _write_csv(args.csv, ["perturbation", "fingerprint", "generator", "extractor"] + METRIC_KEYS, rows)
+        write_csv_atomic(args.csv, ["perturbation", "fingerprint", "generator", "extractor"] + METRIC_KEYS, rows)
     if args.plots:
         if args.plots.exists() and not args.plots.is_dir():
             raise DIFError(f"--plots must be a folder: {args.plots}")
@@ -198,13 +177,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     setup_logging()
 
     from dif import plots
-    from dif.atomic import write_text_atomic
+    from dif.atomic import write_csv_atomic, write_text_atomic
     from dif.checkpoint import load_fingerprint_dir
     from dif.data import compute_residuals, find_labelled, is_image_file, is_labelled_dir, list_images
     from dif.denoiser import build_extractor
     from dif.detect import detection_metrics
     from dif.errors import DIFError
-    from dif.robustness import get_perturbation, parse_perturbations
+    from dif.robustness import compose, get_perturbation, parse_perturbations
 
     device = resolve_device(args.device)
     if args.cross:
@@ -242,7 +221,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for cond in conditions:
         pert = None if cond == "clean" else get_perturbation(cond)
         cache = compute_residuals(paths, labels, extractor, det.crop, batch_size=args.batch, device=device,
-                                  transform=_transform(base, pert), progress=not args.quiet,
+                                  transform=compose(base, pert), progress=not args.quiet,
                                   desc="Scoring" if cond == "clean" else cond, allow_smaller=pert is not None)
         if cache.skipped:
             print(f"warning: skipped {len(cache.skipped)} unusable image(s) (see the warnings above)")
@@ -291,12 +270,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         write_text_atomic(args.json, json.dumps(payload, indent=2) + "\n")
     if args.csv:
         if perturbations:
-            _write_csv(args.csv, ["perturbation"] + METRIC_KEYS,
+            write_csv_atomic(args.csv, ["perturbation"] + METRIC_KEYS,
                        [[c] + [m[k] for k in METRIC_KEYS] for c, m in results.items()])
         else:
             cache, corr, y = table["clean"]
             pred = det.predict(corr)
-            _write_csv(args.csv, ["path", "label", "correlation", "prediction"],
+            write_csv_atomic(args.csv, ["path", "label", "correlation", "prediction"],
                        [[str(p), "" if lab < 0 else int(lab), f"{c:.8f}", "fake" if k == 1 else "real"]
                         for p, lab, c, k in zip(cache.paths, y, corr, pred)])
     if args.plots:

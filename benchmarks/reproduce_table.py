@@ -14,8 +14,6 @@ as missing) and writes results.json and results.csv to --out.
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import json
 import sys
 import time
@@ -67,7 +65,7 @@ def main() -> int:
     import torch
     from tqdm.auto import tqdm
 
-    from dif.atomic import write_text_atomic
+    from dif.atomic import write_csv_atomic, write_text_atomic
     from dif.calibration import calibrate, save_calibration, stratified_folds
     from dif.checkpoint import save_checkpoint
     from dif.config import DIFConfig
@@ -77,7 +75,7 @@ def main() -> int:
     from dif.errors import DIFError
     from dif.fingerprint import train_fingerprint
     from dif.lineage import find_generators
-    from dif.robustness import get_perturbation, parse_perturbations, parse_reencode
+    from dif.robustness import compose, get_perturbation, parse_perturbations, parse_reencode
 
     try:
         gens = find_generators(args.data_root)
@@ -113,11 +111,12 @@ def main() -> int:
         clean_paths = cache.paths[:n_clean]
         evald = {"clean": (cache.residuals[:n_clean], clean_labels)}
         for c in perturbs:
-            pert = get_perturbation(c)
-            tf = (lambda x, p=pert: p(base(x))) if base else pert
-            r = compute_residuals(clean_paths, clean_labels.tolist(), ext, crop, transform=tf, allow_smaller=True)
+            r = compute_residuals(clean_paths, clean_labels.tolist(), ext, crop, transform=compose(base, get_perturbation(c)),
+                                  allow_smaller=True)
             keep = {p: i for i, p in enumerate(clean_paths)}
-            evald[c] = (r.residuals, r.labels.numpy(), np.array([keep[p] for p in r.paths]))
+            # one tensor, or (sizes differ) one 1-image block per residual, so folds can index either
+            blocks = r.residuals if isinstance(r.residuals, torch.Tensor) else [b[i:i + 1] for b in r.residuals for i in range(len(b))]
+            evald[c] = (blocks, r.labels.numpy(), np.array([keep[p] for p in r.paths]))
         if k > 1:
             folds = stratified_folds(clean_labels, k, args.seed)
         else:
@@ -149,11 +148,7 @@ def main() -> int:
                 else:
                     blocks, lab_all, src = evald[cond]
                     sel = np.flatnonzero(np.isin(src, held))
-                    if isinstance(blocks, torch.Tensor):
-                        res = blocks[torch.from_numpy(sel)]
-                    else:  # blocks of different sizes
-                        flat = [b[i:i + 1] for b in blocks for i in range(len(b))]
-                        res = [flat[i] for i in sel]
+                    res = blocks[torch.from_numpy(sel)] if isinstance(blocks, torch.Tensor) else [blocks[i] for i in sel]
                     lab = lab_all[sel]
                 if len(set(lab.tolist())) < 2:
                     continue
@@ -215,15 +210,11 @@ def main() -> int:
     text = "\n".join(lines)
     print(text)
     write_text_atomic(args.out / "table.txt", text + "\n")
-    buf = io.StringIO()
-    w = csv.writer(buf)
-    w.writerow(["generator", "score", "centres", "condition", "accuracy", "accuracy_std", "real_accuracy",
-                "fake_accuracy", "auc", "folds"])
-    for g, r in results["generators"].items():
-        for key, m in r["results"].items():
-            w.writerow([g, *key.split("/"), m["accuracy"], m["accuracy_std"], m["real_accuracy"], m["fake_accuracy"],
-                        m["auc"], m["folds"]])
-    write_text_atomic(args.out / "results.csv", buf.getvalue())
+    write_csv_atomic(args.out / "results.csv",
+                     ["generator", "score", "centres", "condition", "accuracy", "accuracy_std", "real_accuracy",
+                      "fake_accuracy", "auc", "folds"],
+                     [[g, *key.split("/"), m["accuracy"], m["accuracy_std"], m["real_accuracy"], m["fake_accuracy"],
+                       m["auc"], m["folds"]] for g, r in results["generators"].items() for key, m in r["results"].items()])
     print(f"\n{results['seconds']} s; results in {args.out}")
     return 0
 

@@ -40,3 +40,15 @@ def write_atomic(path: str | os.PathLike, writer: Callable[[Path], None]) -> Pat
 def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
     """Write ``text`` (UTF-8) to ``path`` atomically."""
     return write_atomic(path, lambda p: p.write_text(text, encoding="utf-8"))
+
+
+def write_csv_atomic(path: str | os.PathLike, header: list[str], rows: list[list]) -> Path:
+    """A CSV file with a header row, written atomically."""
+    import csv
+    import io
+
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(header)
+    w.writerows(rows)
+    return write_text_atomic(path, buf.getvalue())

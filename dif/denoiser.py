@@ -258,15 +258,11 @@ _TENSOR_REBUILDERS = {("torch._utils", "_rebuild_tensor_v2"), ("torch._utils", "
 
 
 def _safe_reconstructor(cls, base, state):
-    if not (isinstance(cls, type) and issubclass(cls, _Stub)):
-        raise pickle_error(f"refusing to reconstruct {cls!r}")
-    return object.__new__(cls)
-
-
-def pickle_error(msg: str) -> Exception:
     import pickle
 
-    return pickle.UnpicklingError(msg)
+    if not (isinstance(cls, type) and issubclass(cls, _Stub)):
+        raise pickle.UnpicklingError(f"refusing to reconstruct {cls!r}")
+    return object.__new__(cls)
 
 
 def _allow_list_unpickler():
@@ -360,18 +356,17 @@ def build_extractor(spec: Optional[str] = None, device: str | torch.device = "cp
     spec = (spec or DEFAULT_EXTRACTOR).strip()
     kind, _, arg = spec.partition(":")
     kind = kind.lower()
+
+    def sigma(default: float) -> float:
+        try:
+            return float(arg) if arg else default
+        except ValueError:
+            raise DIFError(f"bad {kind} sigma in denoiser spec {spec!r}") from None
+
     if kind == "highpass":
-        try:
-            sigma = float(arg) if arg else 1.0
-        except ValueError:
-            raise DIFError(f"bad highpass sigma in denoiser spec {spec!r}") from None
-        ext: ResidualExtractor = HighPassExtractor(sigma)
+        ext: ResidualExtractor = HighPassExtractor(sigma(1.0))
     elif kind in ("wavelet", "wavelet-dwt"):
-        try:
-            sigma = float(arg) if arg else 5.0
-        except ValueError:
-            raise DIFError(f"bad wavelet sigma in denoiser spec {spec!r}") from None
-        ext = WaveletExtractor(sigma, stationary=kind == "wavelet")
+        ext = WaveletExtractor(sigma(5.0), stationary=kind == "wavelet")
     elif kind == "dncnn":
         if not arg:
             raise DIFError("the dncnn denoiser needs a weights file: --denoiser dncnn:PATH")

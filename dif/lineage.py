@@ -20,26 +20,25 @@ from .spectrum import circular_ncc
 log = logging.getLogger(__name__)
 
 
-def find_fingerprints(root: str | Path) -> dict[str, Path]:
-    """{name: CHECK_DIR} for every sub-folder of ``root`` holding chk_<epoch>.pt files."""
+def _subfolders(root: str | Path, keep: Callable[[Path], bool], what: str, holding: str) -> dict[str, Path]:
     root = Path(root)
     if not root.is_dir():
-        raise DIFError(f"fingerprint folder not found: {root}")
-    found = {p.name: p for p in sorted(root.iterdir()) if p.is_dir() and list_checkpoints(p)}
+        raise DIFError(f"{what} not found: {root}")
+    found = {p.name: p for p in sorted(root.iterdir()) if p.is_dir() and keep(p)}
     if not found:
-        raise DIFError(f"{root} has no sub-folders with chk_<epoch>.pt fingerprints")
+        raise DIFError(f"{root} has no {holding}")
     return found
+
+
+def find_fingerprints(root: str | Path) -> dict[str, Path]:
+    """{name: CHECK_DIR} for every sub-folder of ``root`` holding chk_<epoch>.pt files."""
+    return _subfolders(root, lambda p: bool(list_checkpoints(p)), "fingerprint folder",
+                       "sub-folders with chk_<epoch>.pt fingerprints")
 
 
 def find_generators(root: str | Path) -> dict[str, Path]:
     """{name: folder} for every sub-folder of ``root`` with 0_real/ and 1_fake/."""
-    root = Path(root)
-    if not root.is_dir():
-        raise DIFError(f"data root not found: {root}")
-    found = {p.name: p for p in sorted(root.iterdir()) if p.is_dir() and is_labelled_dir(p)}
-    if not found:
-        raise DIFError(f"{root} has no generator sub-folders with 0_real/ and 1_fake/")
-    return found
+    return _subfolders(root, is_labelled_dir, "data root", "generator sub-folders with 0_real/ and 1_fake/")
 
 
 @dataclass

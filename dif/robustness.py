@@ -122,6 +122,16 @@ def parse_perturbations(spec: str) -> list[str]:
     return names
 
 
+def compose(first: Optional[Perturbation], then: Optional[Perturbation]) -> Optional[Perturbation]:
+    """``then(first(x))``, skipping whichever is None (re-encoding first: the data's format;
+    then a perturbation: what happened downstream)."""
+    if first is None:
+        return then
+    if then is None:
+        return first
+    return lambda x: then(first(x))
+
+
 def parse_reencode(spec: Optional[str]) -> Optional[Perturbation]:
     """``jpeg:Q`` or ``png`` -> a re-encoding applied to every image of both classes."""
     if not spec:
