@@ -36,6 +36,8 @@ def parse_args(argv: Sequence[str] | None = None):
     p.add_argument("--batch", type=int, default=8, help="images per residual-extraction batch")
     p.add_argument("--denoiser", default=None,
                    help="residual extractor (default: the one recorded with the fingerprint, else the package default)")
+    p.add_argument("--allow-mixed-extractor", action="store_true",
+                   help="score a fingerprint with a --denoiser other than the one it was made with")
     p.add_argument("--score", default="corr", choices=["corr", "shift"],
                    help="corr: the paper's correlation; shift: best correlation over circular shifts (FFT)")
     p.add_argument("--max-shift", type=int, default=None, help="shift search range for --score shift (default: as trained, 8)")
@@ -84,12 +86,20 @@ def _detector(loaded, args):
 
 
 def _extractor_spec(loaded, args, warned: set) -> str:
-    from dif.denoiser import DEFAULT_EXTRACTOR
+    """The extractor to score ``loaded`` with: its own unless --denoiser names another, which is
+    refused (mixed residuals make meaningless scores) unless --allow-mixed-extractor."""
+    from dif.denoiser import DEFAULT_EXTRACTOR, same_extractor
+    from dif.errors import DIFError
 
     if args.denoiser:
-        if loaded.extractor and loaded.extractor.split(":")[0] != args.denoiser.split(":")[0] and "mix" not in warned:
-            print(f"warning: {loaded.path} was made with {loaded.extractor}, scoring with {args.denoiser}")
-            warned.add("mix")
+        if loaded.extractor and not same_extractor(loaded.extractor, args.denoiser):
+            if not args.allow_mixed_extractor:
+                raise DIFError(f"{loaded.path} was made with the {loaded.extractor} extractor; scoring it with "
+                               f"{args.denoiser} mixes residual extractors (pass --allow-mixed-extractor to do it anyway)")
+            if "mix" not in warned:
+                print(f"warning: {loaded.path} was made with {loaded.extractor}, scoring with {args.denoiser} "
+                      f"(--allow-mixed-extractor)")
+                warned.add("mix")
         return args.denoiser
     if loaded.extractor:
         return loaded.extractor

@@ -35,7 +35,8 @@ def parse_args(argv: Sequence[str] | None = None):
     p.add_argument("--seed", type=int, default=D.seed, help="seed for the file draw, weights, noise and batches")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="where to train")
     p.add_argument("--checkpoint-every", "--f", type=int, default=D.checkpoint_every, help="save chk_<epoch>.pt every F epochs (and the last)")
-    p.add_argument("--denoiser", default=None, help="residual extractor: highpass[:SIGMA] or dncnn:PATH (default: %s)" % D.extractor)
+    p.add_argument("--denoiser", default=None, help="residual extractor: dncnn (the shipped weights), dncnn:PATH, wavelet[:SIGMA], wavelet-dwt[:SIGMA], "
+                        "highpass[:SIGMA] or authors:CHK[:MEAN.npy] (default: %s)" % D.extractor)
     p.add_argument("--augment", type=int, nargs="?", const=D.augment, default=D.augment, metavar="N",
                    help="add N randomly perturbed copies of each image (JPEG, resize, blur, shift, rotation); "
                         "0 = the paper's recipe")

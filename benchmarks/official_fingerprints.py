@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """The authors' released fingerprints scored on their own sample images, per residual extractor.
 
-    python benchmarks/official_fingerprints.py [--extractors wavelet,wavelet-dwt,highpass,dncnn:checks/denoiser/dncnn.pt]
+    python benchmarks/official_fingerprints.py [--extractors dncnn,wavelet,wavelet-dwt,highpass,highpass:0.7]
+        [--json OUT.json] [--card checks/denoiser/dncnn17.md]
 
 For every generator of ../shared/data/dif_official/samples (SD 1.4, GLIDE, DALL-E 2: 10 real + 10
 fake each) and each extractor: the ROC AUC of the generator's own released fingerprint (oriented
@@ -20,6 +21,8 @@ import numpy as np
 
 from _common import shared_data
 
+from dif.atomic import write_text_atomic
+
 
 def loo_accuracy(scores: np.ndarray, labels: np.ndarray) -> float:
     """Balanced accuracy when each image is classified by the centres of all the others."""
@@ -34,8 +37,10 @@ def loo_accuracy(scores: np.ndarray, labels: np.ndarray) -> float:
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[1])
-    p.add_argument("--extractors", default="wavelet,wavelet-dwt,highpass,highpass:0.7")
+    p.add_argument("--extractors", default="dncnn,wavelet,wavelet-dwt,highpass,highpass:0.7")
     p.add_argument("--json", type=Path, default=None)
+    p.add_argument("--card", type=Path, default=None,
+                   help="model card (markdown) whose detection section is (re)written with this table")
     args = p.parse_args()
     from sklearn.metrics import roc_auc_score
 
@@ -66,9 +71,42 @@ def main() -> int:
         cells = "".join(f"{row[g]['auc']:>14.2f}{row[g]['loo_accuracy']:>14.2f}" for g in gens)
         print(f"{spec:<18}{cells}{np.mean([r['auc'] for r in row.values()]):>10.3f}"
               f"{np.mean([r['loo_accuracy'] for r in row.values()]):>10.3f}")
+    md = markdown_table(table, gens)
+    print()
+    print(md)
     if args.json:
-        args.json.write_text(json.dumps(table, indent=1) + "\n")
+        write_text_atomic(args.json, json.dumps(table, indent=1) + "\n")
+    if args.card:
+        update_card(args.card, md)
     return 0
+
+
+CARD_HEADING = "## Detection with the authors' released fingerprints"
+
+
+def markdown_table(table: dict, gens: list[str]) -> str:
+    head = "| extractor | " + " | ".join(f"{g} AUC / acc" for g in gens) + " | mean AUC | mean acc |"
+    rows = [head, "|" + "---|" * (len(gens) + 3)]
+    for spec, row in table.items():
+        cells = " | ".join(f"{row[g]['auc']:.2f} / {row[g]['loo_accuracy']:.2f}" for g in gens)
+        rows.append(f"| `{spec}` | {cells} | {np.mean([r['auc'] for r in row.values()]):.3f} | "
+                    f"{np.mean([r['loo_accuracy'] for r in row.values()]):.3f} |")
+    return "\n".join(rows)
+
+
+def update_card(card: Path, md: str) -> None:
+    """Replace (or append) the detection section of a model card with ``md``."""
+    text = card.read_text() if card.is_file() else ""
+    section = (f"{CARD_HEADING}\n\n`python benchmarks/official_fingerprints.py`: each generator's released fingerprint "
+               f"on the official samples (10 real + 10 fake); AUC oriented by the fingerprint's own centres, accuracy "
+               f"with leave-one-out centres.\n\n{md}\n")
+    if CARD_HEADING in text:
+        head, _, rest = text.partition(CARD_HEADING)
+        nxt = rest.find("\n## ")
+        text = head + section + (rest[nxt + 1:] if nxt >= 0 else "")
+    else:
+        text = text.rstrip("\n") + "\n\n" + section
+    write_text_atomic(card, text)
 
 
 if __name__ == "__main__":

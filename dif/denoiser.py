@@ -8,6 +8,8 @@ fingerprint can record which extractor made it. ``build_extractor(spec)`` makes 
   BayesShrink soft thresholds for a noise level of SIGMA/255, default 5), the classical PRNU
   residual, in the shift-invariant (stationary) transform; ``wavelet-dwt``: the same with the
   decimated transform. Uses PyWavelets.
+- ``dncnn``: the project's own DnCNN (the authors' layout), trained by ``python -m dif.dncnn_train``
+  and shipped in ``checks/denoiser/dncnn17.pt`` with its mean residual and model card.
 - ``dncnn:PATH``: a DnCNN (the authors' layout) with weights from PATH (see ``save_dncnn``).
 - ``authors:CHK[:MEAN.npy]``: the authors' own ``dncnn/chk_2000.pt`` (read without running its
   pickled code) and optionally their ``clean_real.npy`` mean residual.
@@ -27,6 +29,7 @@ from .errors import DIFError
 
 DEFAULT_EXTRACTOR = "wavelet"
 DNCNN_PAD = 10  # the authors' zero padding around the image before denoising
+SHIPPED_DNCNN = Path(__file__).resolve().parent.parent / "checks" / "denoiser" / "dncnn17.pt"
 
 
 class ResidualExtractor(nn.Module):
@@ -58,9 +61,24 @@ class DnCNN(nn.Module):
             mods += [nn.Conv2d(features, features, 3, padding=1, bias=False), nn.BatchNorm2d(features), nn.ReLU(inplace=True)]
         mods.append(nn.Conv2d(features, channels, 3, padding=1, bias=False))
         self.dncnn = nn.Sequential(*mods)
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Near-identity ("delta") start: the middle 3x3 convolutions begin as the identity plus a
+        little He-normal noise, the first is He-normal, the last is scaled down by 10. A plain
+        17-layer stack with He init sits on a plateau for hundreds of steps (it predicts zero:
+        relative MSE 1.00 after 125 steps); this start reaches 0.17 in the same steps, which is
+        what makes CPU training in about 100 minutes possible (measured, see the model card)."""
+        convs = [m for m in self.modules() if isinstance(m, nn.Conv2d)]
+        for i, m in enumerate(convs):
+            nn.init.kaiming_normal_(m.weight)
+            if 0 < i < len(convs) - 1:
+                with torch.no_grad():
+                    noise = m.weight.clone()
+                    nn.init.dirac_(m.weight)
+                    m.weight.add_(0.05 * noise)
+        with torch.no_grad():
+            convs[-1].weight.mul_(0.1)
 
     @property
     def channels(self) -> int:
@@ -84,7 +102,8 @@ class DnCNNExtractor(ResidualExtractor):
 
     def __init__(self, net: DnCNN, mean_residual: Optional[torch.Tensor] = None, spec: str = "dncnn") -> None:
         super().__init__()
-        self.net = net
+        # channels-last runs the 3x3 convolutions faster on CPU (oneDNN) and on GPU (NHWC kernels)
+        self.net = net.to(memory_format=torch.channels_last)
         if mean_residual is not None:
             mean_residual = mean_residual.float()
             if mean_residual.dim() == 3:
@@ -96,7 +115,8 @@ class DnCNNExtractor(ResidualExtractor):
     @torch.no_grad()
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         p = DNCNN_PAD
-        res = self.net(F.pad(x, (p, p, p, p)))[..., p:-p, p:-p]
+        xp = F.pad(x, (p, p, p, p)).contiguous(memory_format=torch.channels_last)
+        res = self.net(xp)[..., p:-p, p:-p].contiguous()
         m = self.mean_residual
         if m is not None and m.shape[-2:] == res.shape[-2:]:
             res = res - m
@@ -368,10 +388,11 @@ def build_extractor(spec: Optional[str] = None, device: str | torch.device = "cp
     elif kind in ("wavelet", "wavelet-dwt"):
         ext = WaveletExtractor(sigma(5.0), stationary=kind == "wavelet")
     elif kind == "dncnn":
-        if not arg:
-            raise DIFError("the dncnn denoiser needs a weights file: --denoiser dncnn:PATH")
-        net, mean, _ = load_dncnn(arg)
-        ext = DnCNNExtractor(net, mean, spec=f"dncnn:{arg}")
+        if not arg and not SHIPPED_DNCNN.is_file():
+            raise DIFError(f"the shipped DnCNN weights are missing ({SHIPPED_DNCNN}); train them with "
+                           "`python -m dif.dncnn_train` or choose --denoiser wavelet / dncnn:PATH")
+        net, mean, _ = load_dncnn(arg or SHIPPED_DNCNN)
+        ext = DnCNNExtractor(net, mean, spec=f"dncnn:{arg}" if arg else "dncnn")
     elif kind == "authors":
         # authors:CHK_2000_PT[:MEAN_RESIDUAL_NPY] (their clean_real.npy, H x W x 3)
         chk, _, mean_path = arg.partition(":") if not Path(arg).is_file() else (arg, "", "")
@@ -389,5 +410,42 @@ def build_extractor(spec: Optional[str] = None, device: str | torch.device = "cp
             mean = torch.from_numpy(arr.transpose(2, 0, 1).copy()).float()
         ext = DnCNNExtractor(net, mean, spec=f"authors:{arg}")
     else:
-        raise DIFError(f"unknown denoiser {spec!r}: use wavelet[:SIGMA], wavelet-dwt[:SIGMA], highpass[:SIGMA], dncnn:PATH or authors:CHK[:MEAN.npy]")
+        raise DIFError(f"unknown denoiser {spec!r}: use dncnn, dncnn:PATH, wavelet[:SIGMA], wavelet-dwt[:SIGMA], highpass[:SIGMA] or authors:CHK[:MEAN.npy]")
     return ext.to(device)
+
+
+def _file_digest(path: Path) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()[:16]
+
+
+def extractor_identity(spec: Optional[str]) -> tuple:
+    """What makes two extractor specs the same residual: the kind and its sigma for the filters;
+    for network weights the file's content (SHA-256) when it can be read, else the path as written.
+    Reads no weights into memory beyond hashing the file."""
+    spec = (spec or DEFAULT_EXTRACTOR).strip()
+    kind, _, arg = spec.partition(":")
+    kind = kind.lower()
+    if kind in ("highpass", "wavelet", "wavelet-dwt"):
+        try:
+            return (kind, float(arg) if arg else (1.0 if kind == "highpass" else 5.0))
+        except ValueError:
+            return (kind, arg)
+    if kind == "dncnn":
+        path = Path(arg) if arg else SHIPPED_DNCNN
+        return (kind, _file_digest(path) if path.is_file() else str(arg))
+    if kind == "authors":
+        chk, _, mean = arg.partition(":") if not Path(arg).is_file() else (arg, "", "")
+        return (kind, _file_digest(Path(chk)) if Path(chk).is_file() else chk, Path(mean).name if mean else "")
+    return (kind, arg)
+
+
+def same_extractor(a: Optional[str], b: Optional[str]) -> bool:
+    """True when two specs make the same residuals (``dncnn`` and ``dncnn:PATH`` to the same file
+    are the same; ``wavelet`` and ``wavelet:5`` are the same)."""
+    return extractor_identity(a) == extractor_identity(b)

@@ -320,3 +320,15 @@ def test_cross_detection_cli(tmp_path, scripts, capsys):
         assert (p / f).is_file(), f
     assert run_main(scripts.eval.main, [str(tmp_path), str(root), "--cross", "--quiet"]) == 2
     assert "no sub-folders with chk_" in one_line_error(capsys)
+
+
+def test_eval_refuses_to_mix_extractors_unless_told(trained, tiny_data, scripts, capsys):
+    assert run_main(scripts.eval.main, [str(trained), str(tiny_data), "--quiet", "--denoiser", "wavelet"]) == 2
+    line = one_line_error(capsys)
+    assert "mixes residual extractors" in line and "--allow-mixed-extractor" in line
+    assert run_main(scripts.eval.main, [str(trained), str(tiny_data), "--quiet", "--denoiser", "wavelet",
+                                        "--allow-mixed-extractor"]) == 0
+    assert "scoring with wavelet" in capsys.readouterr().out
+    # the same extractor spelled differently is not a mix
+    assert run_main(scripts.eval.main, [str(trained), str(tiny_data), "--quiet", "--denoiser", "highpass:1.0"]) == 0
+    assert "warning" not in capsys.readouterr().out

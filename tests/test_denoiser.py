@@ -82,7 +82,7 @@ def test_build_extractor_specs():
     assert build_extractor(None).spec == "wavelet:5"
     assert build_extractor("wavelet-dwt").spec == "wavelet-dwt:5"
     assert build_extractor("highpass:2").spec == "highpass:2"
-    for bad, msg in (("nope", "unknown denoiser"), ("dncnn", "needs a weights file"),
+    for bad, msg in (("nope", "unknown denoiser"), ("dncnn:/no/such/weights.pt", "not found"),
                      ("highpass:x", "bad highpass"), ("highpass:-1", "positive")):
         with pytest.raises(DIFError, match=msg):
             build_extractor(bad)
@@ -171,3 +171,95 @@ def test_authors_checkpoint_loader_extracts_weights_without_running_code(tmp_pat
     torch.save({"a": 1}, tmp_path / "nodncnn.pt")
     with pytest.raises(DIFError, match="no DnCNN weights"):
         load_authors_dncnn(tmp_path / "nodncnn.pt")
+
+
+def test_same_extractor_compares_what_makes_the_residual(tmp_path, monkeypatch):
+    from dif import denoiser as d
+
+    assert d.same_extractor("wavelet", "wavelet:5") and d.same_extractor("highpass", "highpass:1.0")
+    assert not d.same_extractor("wavelet", "wavelet-dwt") and not d.same_extractor("highpass:1", "highpass:2")
+    torch.manual_seed(0)
+    d.save_dncnn(tmp_path / "a.pt", d.DnCNN(layers=3, features=4))
+    (tmp_path / "b.pt").write_bytes((tmp_path / "a.pt").read_bytes())
+    torch.manual_seed(1)
+    d.save_dncnn(tmp_path / "c.pt", d.DnCNN(layers=3, features=4))
+    assert d.same_extractor(f"dncnn:{tmp_path / 'a.pt'}", f"dncnn:{tmp_path / 'b.pt'}")  # same bytes, other path
+    assert not d.same_extractor(f"dncnn:{tmp_path / 'a.pt'}", f"dncnn:{tmp_path / 'c.pt'}")
+    monkeypatch.setattr(d, "SHIPPED_DNCNN", tmp_path / "a.pt")
+    assert d.same_extractor("dncnn", f"dncnn:{tmp_path / 'b.pt'}")
+    assert d.build_extractor("dncnn").spec == "dncnn"
+
+
+def test_missing_shipped_weights_say_what_to_do(tmp_path, monkeypatch):
+    from dif import denoiser as d
+
+    monkeypatch.setattr(d, "SHIPPED_DNCNN", tmp_path / "none.pt")
+    with pytest.raises(d.DIFError, match="dif.dncnn_train"):
+        d.build_extractor("dncnn")
+
+
+def test_delta_start_trains_a_deep_dncnn_off_the_plateau():
+    """A plain 17-layer stack with He init predicts ~zero for hundreds of steps; the near-identity
+    start must learn to denoise within a few steps (relative MSE well below 1)."""
+    import numpy as np
+    from dif.denoiser import DnCNN
+    from dif.dncnn_train import DnCNNTrainConfig, sample_batch
+
+    g = torch.Generator().manual_seed(0)
+    base = torch.nn.functional.avg_pool2d(torch.rand(6, 3, 96, 96, generator=g), 5, 1, 2)  # smooth "photos"
+    imgs = [b for b in base]
+    cfg = DnCNNTrainConfig(patch=24, batch=16, sigma_max=55)
+    torch.manual_seed(0)
+    net = DnCNN(3, 17, 16).train()
+    assert torch.allclose(net.dncnn[2].weight[:, :, 1, 1].diagonal(), torch.ones(16), atol=0.3)
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+    rng = np.random.default_rng(0)
+    rel = []
+    for _ in range(40):
+        noisy, noise = sample_batch(imgs, cfg, rng)
+        loss = torch.nn.functional.mse_loss(net(noisy), noise)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        rel.append(loss.item() / noise.pow(2).mean().item())
+    assert np.mean(rel[-10:]) < 0.6, rel[-10:]
+
+
+def test_shipped_dncnn_weights(shared_data):
+    """The DnCNN in checks/denoiser/: safe to load, the authors' layout, a mean residual at 256,
+    deterministic float32 residuals, and it really denoises a held-out LIVE1 photo."""
+    import numpy as np
+    from dif import denoiser as d
+    from dif.data import center_crop, list_images, load_image
+
+    raw = torch.load(d.SHIPPED_DNCNN, weights_only=True)
+    assert raw["format"] == "dif-dncnn-v1" and (raw["layers"], raw["features"], raw["channels"]) == (17, 64, 3)
+    assert raw["mean_residual"].shape == (3, 256, 256) and raw["mean_residual"].abs().mean() < 0.02
+    assert set(raw["meta"]["psnr"]) == {"15", "25"}
+    ext = d.build_extractor("dncnn")
+    assert ext.spec == "dncnn" and not any(p.requires_grad for p in ext.parameters())
+    x = center_crop(load_image(list_images(shared_data / "natural" / "live1")[0]), (96, 96)).unsqueeze(0)
+    r1, r2 = ext(x), ext(x.clone())
+    assert r1.shape == x.shape and r1.dtype == torch.float32 and torch.equal(r1, r2)
+    g = torch.Generator().manual_seed(0)
+    noise = torch.randn(x.shape, generator=g) * 25 / 255
+    den = (x + noise) - ext(x + noise)  # 96 != 256: no mean subtraction, the plain DnCNN output
+    gain = 10 * np.log10(noise.pow(2).mean().item() / (den - x).pow(2).mean().item())
+    assert gain > 6, gain  # dB over the noisy input at sigma 25 (a random DnCNN makes it worse)
+    # at the mean residual's size the mean is subtracted
+    x256 = center_crop(load_image(list_images(shared_data / "natural" / "live1")[0]), (256, 256)).unsqueeze(0)
+    assert torch.allclose(ext(x256), ext.net(torch.nn.functional.pad(x256, (10,) * 4))[..., 10:-10, 10:-10]
+                          - raw["mean_residual"], atol=1e-5)
+
+
+def test_channels_last_extractor_matches_the_plain_network():
+    import copy
+
+    torch.manual_seed(0)
+    net = DnCNN(layers=5, features=16).eval()
+    plain = copy.deepcopy(net)
+    x = torch.rand(2, 3, 40, 44)
+    ext = DnCNNExtractor(net, None)
+    ref = plain(torch.nn.functional.pad(x, (10,) * 4))[..., 10:-10, 10:-10]
+    out = ext(x)
+    assert out.is_contiguous() and torch.allclose(out, ref, atol=1e-5)

@@ -37,10 +37,10 @@ def test_train_command_writes_weights_card_and_mean(tmp_path, capsys):
     assert "not found" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("spec", ["wavelet", "wavelet-dwt", "highpass:1", "dncnn"])
+@pytest.mark.parametrize("spec", ["wavelet", "wavelet-dwt", "highpass:1", "dncnn:PATH", "dncnn"])
 def test_each_denoiser_end_to_end(tmp_path, spec, scripts):
     data = make_dataset(tmp_path / "d", n=3, size=48)
-    if spec == "dncnn":
+    if spec == "dncnn:PATH":
         from dif.denoiser import DnCNN, save_dncnn
 
         torch.manual_seed(0)
