@@ -48,6 +48,7 @@ def main() -> int:
     from dif.data import compute_residuals, find_labelled
     from dif.denoiser import build_extractor
     from dif.detect import Detector
+    from dif.errors import DIFError
 
     root = shared_data()
     if root is None:
@@ -55,24 +56,23 @@ def main() -> int:
         return 2
     samples = root / "dif_official" / "samples"
     gens = sorted(d.name for d in samples.iterdir() if d.is_dir())
+    try:
+        extractors = [build_extractor(spec) for spec in args.extractors.split(",")]
+    except DIFError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    detectors = {g: Detector.from_state(load_fingerprint_dir(root / "dif_official" / "checks" / g).state) for g in gens}
+    datasets = {g: find_labelled(samples / g) for g in gens}
     table: dict = {}
-    for spec in args.extractors.split(","):
-        ext = build_extractor(spec)
+    for ext in extractors:
         table[ext.spec] = {}
         for g in gens:
-            det = Detector.from_state(load_fingerprint_dir(root / "dif_official" / "checks" / g).state)
-            ds = find_labelled(samples / g)
+            det, ds = detectors[g], datasets[g]
             cache = compute_residuals(ds.paths, ds.labels, ext, det.crop)
             s = det.correlate(cache.residuals)
             y = cache.labels.numpy()
             table[ext.spec][g] = {"auc": float(roc_auc_score(y, det.oriented(s))), "loo_accuracy": loo_accuracy(s, y)}
-    print(f"{'extractor':<18}" + "".join(f"{g + ' AUC':>14}{g + ' acc':>14}" for g in gens) + f"{'mean AUC':>10}{'mean acc':>10}")
-    for spec, row in table.items():
-        cells = "".join(f"{row[g]['auc']:>14.2f}{row[g]['loo_accuracy']:>14.2f}" for g in gens)
-        print(f"{spec:<18}{cells}{np.mean([r['auc'] for r in row.values()]):>10.3f}"
-              f"{np.mean([r['loo_accuracy'] for r in row.values()]):>10.3f}")
     md = markdown_table(table, gens)
-    print()
     print(md)
     if args.json:
         write_text_atomic(args.json, json.dumps(table, indent=1) + "\n")

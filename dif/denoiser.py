@@ -16,6 +16,8 @@ fingerprint can record which extractor made it. ``build_extractor(spec)`` makes 
 """
 from __future__ import annotations
 
+import functools
+import hashlib
 import math
 from pathlib import Path
 from typing import Optional
@@ -371,22 +373,37 @@ def load_authors_dncnn(path: str | Path) -> DnCNN:
     return net
 
 
-def build_extractor(spec: Optional[str] = None, device: str | torch.device = "cpu") -> ResidualExtractor:
-    """Make a frozen residual extractor from its spec string (see the module docstring)."""
+_FILTER_SIGMA = {"highpass": 1.0, "wavelet": 5.0, "wavelet-dwt": 5.0}  # default sigma of each filter
+
+
+def _parse_spec(spec: Optional[str]) -> tuple[str, str, str]:
+    """``spec`` (the default when empty) -> (spec, lower-case kind, argument after the first colon)."""
     spec = (spec or DEFAULT_EXTRACTOR).strip()
     kind, _, arg = spec.partition(":")
-    kind = kind.lower()
+    return spec, kind.lower(), arg
 
-    def sigma(default: float) -> float:
-        try:
-            return float(arg) if arg else default
-        except ValueError:
-            raise DIFError(f"bad {kind} sigma in denoiser spec {spec!r}") from None
+
+def _filter_sigma(kind: str, arg: str, spec: str) -> float:
+    try:
+        return float(arg) if arg else _FILTER_SIGMA[kind]
+    except ValueError:
+        raise DIFError(f"bad {kind} sigma in denoiser spec {spec!r}") from None
+
+
+def _authors_paths(arg: str) -> tuple[str, str]:
+    """authors:CHK_2000_PT[:MEAN_RESIDUAL_NPY] -> (chk, mean); a CHK path holding a colon stays whole."""
+    chk, _, mean = arg.partition(":") if not Path(arg).is_file() else (arg, "", "")
+    return chk, mean
+
+
+def build_extractor(spec: Optional[str] = None, device: str | torch.device = "cpu") -> ResidualExtractor:
+    """Make a frozen residual extractor from its spec string (see the module docstring)."""
+    spec, kind, arg = _parse_spec(spec)
 
     if kind == "highpass":
-        ext: ResidualExtractor = HighPassExtractor(sigma(1.0))
+        ext: ResidualExtractor = HighPassExtractor(_filter_sigma(kind, arg, spec))
     elif kind in ("wavelet", "wavelet-dwt"):
-        ext = WaveletExtractor(sigma(5.0), stationary=kind == "wavelet")
+        ext = WaveletExtractor(_filter_sigma(kind, arg, spec), stationary=kind == "wavelet")
     elif kind == "dncnn":
         if not arg and not SHIPPED_DNCNN.is_file():
             raise DIFError(f"the shipped DnCNN weights are missing ({SHIPPED_DNCNN}); train them with "
@@ -394,8 +411,7 @@ def build_extractor(spec: Optional[str] = None, device: str | torch.device = "cp
         net, mean, _ = load_dncnn(arg or SHIPPED_DNCNN)
         ext = DnCNNExtractor(net, mean, spec=f"dncnn:{arg}" if arg else "dncnn")
     elif kind == "authors":
-        # authors:CHK_2000_PT[:MEAN_RESIDUAL_NPY] (their clean_real.npy, H x W x 3)
-        chk, _, mean_path = arg.partition(":") if not Path(arg).is_file() else (arg, "", "")
+        chk, mean_path = _authors_paths(arg)  # mean: their clean_real.npy, H x W x 3
         if not chk:
             raise DIFError("the authors' denoiser needs its file: --denoiser authors:PATH/chk_2000.pt[:clean_real.npy]")
         net = load_authors_dncnn(chk)
@@ -415,8 +431,13 @@ def build_extractor(spec: Optional[str] = None, device: str | torch.device = "cp
 
 
 def _file_digest(path: Path) -> str:
-    import hashlib
+    """First 16 hex digits of the file's SHA-256 (computed once per path, size and mtime)."""
+    st = path.stat()
+    return _digest(str(path.resolve()), st.st_size, st.st_mtime_ns)
 
+
+@functools.lru_cache(maxsize=64)
+def _digest(path: str, size: int, mtime_ns: int) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
@@ -428,20 +449,21 @@ def extractor_identity(spec: Optional[str]) -> tuple:
     """What makes two extractor specs the same residual: the kind and its sigma for the filters;
     for network weights the file's content (SHA-256) when it can be read, else the path as written.
     Reads no weights into memory beyond hashing the file."""
-    spec = (spec or DEFAULT_EXTRACTOR).strip()
-    kind, _, arg = spec.partition(":")
-    kind = kind.lower()
-    if kind in ("highpass", "wavelet", "wavelet-dwt"):
+    spec, kind, arg = _parse_spec(spec)
+
+    def weights(path: Path, written: str) -> str:
+        return _file_digest(path) if path.is_file() else written
+
+    if kind in _FILTER_SIGMA:
         try:
-            return (kind, float(arg) if arg else (1.0 if kind == "highpass" else 5.0))
-        except ValueError:
+            return (kind, _filter_sigma(kind, arg, spec))
+        except DIFError:
             return (kind, arg)
     if kind == "dncnn":
-        path = Path(arg) if arg else SHIPPED_DNCNN
-        return (kind, _file_digest(path) if path.is_file() else str(arg))
+        return (kind, weights(Path(arg) if arg else SHIPPED_DNCNN, arg))
     if kind == "authors":
-        chk, _, mean = arg.partition(":") if not Path(arg).is_file() else (arg, "", "")
-        return (kind, _file_digest(Path(chk)) if Path(chk).is_file() else chk, Path(mean).name if mean else "")
+        chk, mean = _authors_paths(arg)
+        return (kind, weights(Path(chk), chk), Path(mean).name if mean else "")
     return (kind, arg)
 
 

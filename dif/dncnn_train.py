@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from .data import ImageReadError, center_crop, list_images, load_image
-from .denoiser import DNCNN_PAD, DnCNN, DnCNNExtractor, save_dncnn
+from .denoiser import DnCNN, DnCNNExtractor, save_dncnn
 from .errors import DIFError
 
 log = logging.getLogger(__name__)
@@ -110,14 +110,13 @@ def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
 @torch.no_grad()
 def evaluate_psnr(net: DnCNN, photos: list[torch.Tensor], sigma: float, seed: int = 0) -> tuple[float, float]:
     """Mean PSNR of (noisy, denoised) on ``photos`` at noise ``sigma``/255 (fixed seed)."""
-    net.eval()
+    ext = DnCNNExtractor(net, None)  # the residual exactly as extraction computes it (padding included)
     dev = next(net.parameters()).device
     g = torch.Generator().manual_seed(seed)
     noisy_p, den_p = [], []
     for x in photos:
         noisy = x + torch.randn(x.shape, generator=g) * sigma / 255.0
-        pad = DNCNN_PAD
-        res = net(F.pad(noisy.unsqueeze(0).to(dev), (pad,) * 4))[0, :, pad:-pad, pad:-pad].cpu()
+        res = ext(noisy.unsqueeze(0).to(dev))[0].cpu()
         noisy_p.append(psnr(noisy, x))
         den_p.append(psnr(noisy - res, x))
     return float(np.mean(noisy_p)), float(np.mean(den_p))
@@ -155,6 +154,10 @@ def train_dncnn(photos: list[torch.Tensor], cfg: DnCNNTrainConfig, progress: boo
     t0 = time.perf_counter()
     deadline = t0 + cfg.minutes * 60
     losses = []
+
+    def run_log() -> dict:
+        return {"steps": step, "seconds": round(time.perf_counter() - t0, 1), "final_loss": float(np.mean(losses[-50:]))}
+
     bar = tqdm(total=cfg.steps, desc="DnCNN", disable=not progress, dynamic_ncols=True)
     step = 0
     next_snap = t0 + cfg.snapshot_minutes * 60
@@ -176,13 +179,11 @@ def train_dncnn(photos: list[torch.Tensor], cfg: DnCNNTrainConfig, progress: boo
             bar.set_postfix_str(f"loss {np.mean(losses[-20:]):.2e}")
         if snapshot is not None and cfg.snapshot_minutes > 0 and time.perf_counter() >= next_snap:
             next_snap += cfg.snapshot_minutes * 60
-            run = {"steps": step, "seconds": round(time.perf_counter() - t0, 1),
-                   "final_loss": float(np.mean(losses[-50:]))}
-            save_dncnn(snapshot, net, None, {"train": asdict(cfg), "run": run, "snapshot": True})
+            save_dncnn(snapshot, net, None, {"train": asdict(cfg), "run": run_log(), "snapshot": True})
             log.info("snapshot at step %d: %s", step, snapshot)
     bar.close()
     net = net.to(memory_format=torch.contiguous_format).eval()
-    return net, {"steps": step, "seconds": round(time.perf_counter() - t0, 1), "final_loss": float(np.mean(losses[-50:]))}
+    return net, run_log()
 
 
 def _card(path: Path, cfg: DnCNNTrainConfig, sources: list[str], n_photos: int, run: dict, quality: dict) -> str:
