@@ -39,6 +39,8 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[1])
     p.add_argument("--extractors", default="dncnn,wavelet,wavelet-dwt,highpass,highpass:0.7")
     p.add_argument("--json", type=Path, default=None)
+    p.add_argument("--bootstrap", type=int, default=2000,
+                   help="resamples (images within each generator, the same for every extractor) for the intervals")
     p.add_argument("--card", type=Path, default=None,
                    help="model card (markdown) whose detection section is (re)written with this table")
     args = p.parse_args()
@@ -63,22 +65,83 @@ def main() -> int:
         return 2
     detectors = {g: Detector.from_state(load_fingerprint_dir(root / "dif_official" / "checks" / g).state) for g in gens}
     datasets = {g: find_labelled(samples / g) for g in gens}
+    if args.bootstrap < 0:
+        print("error: --bootstrap must be >= 0", file=sys.stderr)
+        return 2
     table: dict = {}
+    oriented: dict = {}
+    labels: dict = {}
     for ext in extractors:
         table[ext.spec] = {}
+        oriented[ext.spec] = {}
         for g in gens:
             det, ds = detectors[g], datasets[g]
             cache = compute_residuals(ds.paths, ds.labels, ext, det.crop)
             s = det.correlate(cache.residuals)
             y = cache.labels.numpy()
+            labels[g] = y
+            oriented[ext.spec][g] = det.oriented(s)
             table[ext.spec][g] = {"auc": float(roc_auc_score(y, det.oriented(s))), "loo_accuracy": loo_accuracy(s, y)}
     md = markdown_table(table, gens)
     print(md)
+    if args.bootstrap:
+        intervals = bootstrap_mean_auc(oriented, labels, args.bootstrap)
+        print()
+        print(intervals_text(intervals))
+        for spec, iv in intervals.items():
+            table[spec]["mean_auc_interval"] = iv["interval"]
+            table[spec]["paired_difference_vs_first"] = iv.get("difference")
     if args.json:
         write_text_atomic(args.json, json.dumps(table, indent=1) + "\n")
     if args.card:
-        update_card(args.card, md)
+        update_card(args.card, md + ("\n\n" + intervals_text(intervals) if args.bootstrap else ""))
     return 0
+
+
+def pair_auc(scores: np.ndarray, y: np.ndarray) -> float:
+    """ROC AUC as the share of (fake, real) pairs ordered right (ties count half)."""
+    f, r = scores[y == 1][:, None], scores[y == 0][None, :]
+    return float(np.mean((f > r) + 0.5 * (f == r)))
+
+
+def bootstrap_mean_auc(oriented: dict, labels: dict, n: int, seed: int = 0) -> dict:
+    """95% intervals of each extractor's mean AUC over the generators, and of its difference
+    to the first extractor, by resampling the real and the fake images of every generator
+    (the same resample for every extractor: a paired comparison)."""
+    rng = np.random.default_rng(seed)
+    specs = list(oriented)
+    draws = {s: [] for s in specs}
+    for _ in range(n):
+        aucs = {s: [] for s in specs}
+        for g, y in labels.items():
+            idx = np.concatenate([rng.choice(np.flatnonzero(y == c), size=int((y == c).sum())) for c in (0, 1)])
+            for s in specs:
+                aucs[s].append(pair_auc(oriented[s][g][idx], y[idx]))
+        for s in specs:
+            draws[s].append(np.mean(aucs[s]))
+    out = {}
+    first = np.array(draws[specs[0]])
+    for s in specs:
+        d = np.array(draws[s])
+        out[s] = {"interval": [float(np.percentile(d, 2.5)), float(np.percentile(d, 97.5))]}
+        if s != specs[0]:
+            diff = first - d
+            out[s]["difference"] = {"vs": specs[0], "interval": [float(np.percentile(diff, 2.5)), float(np.percentile(diff, 97.5))],
+                                    "share_first_better": float(np.mean(diff > 0))}
+    return out
+
+
+def intervals_text(intervals: dict) -> str:
+    specs = list(intervals)
+    lines = [f"Bootstrap 95% intervals (images resampled within each generator): mean AUC, and `{specs[0]}` minus each other extractor"]
+    for s, iv in intervals.items():
+        lo, hi = iv["interval"]
+        line = f"- `{s}`: mean AUC [{lo:.3f}, {hi:.3f}]"
+        if "difference" in iv:
+            dlo, dhi = iv["difference"]["interval"]
+            line += f"; `{specs[0]}` - `{s}`: [{dlo:+.3f}, {dhi:+.3f}] ({100 * iv['difference']['share_first_better']:.0f}% of resamples favour `{specs[0]}`)"
+        lines.append(line)
+    return "\n".join(lines)
 
 
 CARD_HEADING = "## Detection with the authors' released fingerprints"

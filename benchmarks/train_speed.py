@@ -24,7 +24,7 @@ def main() -> None:
     p.add_argument("--epochs", type=int, default=100)
     p.add_argument("--images", type=int, default=10, help="images per class")
     p.add_argument("--crop", type=int, default=256)
-    p.add_argument("--denoiser", default="wavelet")
+    p.add_argument("--denoiser", default=None, help="residual extractor (default: the package default, dncnn)")
     p.add_argument("--augment", type=int, default=None, help="perturbed copies per image (default: the config's)")
     args = p.parse_args()
 

@@ -29,7 +29,7 @@ import torch.nn.functional as F
 
 from .errors import DIFError
 
-DEFAULT_EXTRACTOR = "wavelet"
+DEFAULT_EXTRACTOR = "dncnn"
 DNCNN_PAD = 10  # the authors' zero padding around the image before denoising
 SHIPPED_DNCNN = Path(__file__).resolve().parent.parent / "checks" / "denoiser" / "dncnn17.pt"
 

@@ -6,7 +6,10 @@ The network has the authors' layout (17 3x3 convolutions, 64 features, no bias, 
 residual output). Each step draws random patches of the training photos with random flips and
 90-degree rotations, adds Gaussian noise of a random level in [0, --sigma-max]/255 per patch,
 and regresses the noise (MSE). Grey photos are used as three equal channels; ``--with-package-
-photos`` adds the colour photos that ship inside matplotlib and scikit-learn. Writes OUT.pt
+photos`` adds the colour photos that ship inside matplotlib and scikit-learn, which then give
+half of the patches (``--colour-fraction``), and half of the grey patches are tinted per channel
+(``--tint``): trained on grey alone, a blind DnCNN calls every colour difference noise. The saved
+weights are a moving average of the run's weights (``--ema``). Writes OUT.pt
 (``save_dncnn``: weights + the mean residual of the clean photos at --crop) and a model card
 OUT.md with the data, steps, wall time, machine and the PSNR on --val.
 """
@@ -27,7 +30,7 @@ import torch
 import torch.nn.functional as F
 
 from .data import ImageReadError, center_crop, list_images, load_image
-from .denoiser import DnCNN, DnCNNExtractor, save_dncnn
+from .denoiser import DnCNN, DnCNNExtractor, load_dncnn, save_dncnn
 from .errors import DIFError
 
 log = logging.getLogger(__name__)
@@ -46,6 +49,9 @@ class DnCNNTrainConfig:
     seed: int = 0
     crop: int = 256               # size of the stored mean residual
     snapshot_minutes: float = 0.0  # > 0: save OUT.snapshot.pt this often (weights only)
+    colour_fraction: float = 0.5  # share of patches drawn from colour photos (when there are any)
+    tint: float = 0.5             # share of grey patches given a random per-channel gain and gamma
+    ema: float = 0.999            # decay of the weight average that is saved (0: the last weights)
 
 
 def package_photos() -> list[Path]:
@@ -81,12 +87,41 @@ def load_photos(paths: Sequence[Path], min_size: int) -> list[torch.Tensor]:
     return imgs
 
 
-def sample_batch(imgs: list[torch.Tensor], cfg: DnCNNTrainConfig, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    """Random clean patches and their noise (sigma ~ U[0, sigma_max] / 255 per patch)."""
+def is_grey(x: torch.Tensor) -> bool:
+    """True for a 3-channel image whose channels are equal (a grey photo)."""
+    return bool((x[0] == x[1]).all() and (x[1] == x[2]).all())
+
+
+def split_colour(imgs: Sequence[torch.Tensor]) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """(grey photos, colour photos)."""
+    grey = [x for x in imgs if is_grey(x)]
+    colour = [x for x in imgs if not is_grey(x)]
+    return grey, colour
+
+
+def tint_patch(patch: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
+    """A grey patch made colour: each channel gets its own gain in [0.7, 1] and gamma in
+    [2/3, 3/2], so the channels differ and their edges stay where the luminance edges are.
+    Without colour patches a blind DnCNN learns that any difference between channels is noise,
+    and its residual of a colour photo is mostly the photo's own chroma."""
+    gain = torch.from_numpy(rng.uniform(0.7, 1.0, size=(3, 1, 1))).float()
+    gamma = torch.from_numpy(np.exp(rng.uniform(-math.log(1.5), math.log(1.5), size=(3, 1, 1)))).float()
+    return patch.clamp_min(0).pow(gamma) * gain
+
+
+def sample_batch(imgs: list[torch.Tensor], cfg: DnCNNTrainConfig, rng: np.random.Generator,
+                 colour: Optional[list[torch.Tensor]] = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Random clean patches and their noise (sigma ~ U[0, sigma_max] / 255 per patch).
+
+    ``imgs`` are drawn from uniformly; with ``colour`` photos, a share ``cfg.colour_fraction`` of
+    the patches comes from those instead. A share ``cfg.tint`` of the grey patches is tinted
+    (``tint_patch``)."""
     p = cfg.patch
     clean = []
     for _ in range(cfg.batch):
-        x = imgs[rng.integers(len(imgs))]
+        use_colour = bool(colour) and rng.random() < cfg.colour_fraction
+        pool = colour if use_colour else imgs
+        x = pool[rng.integers(len(pool))]
         top = rng.integers(0, x.shape[-2] - p + 1)
         left = rng.integers(0, x.shape[-1] - p + 1)
         patch = x[:, top:top + p, left:left + p]
@@ -95,6 +130,8 @@ def sample_batch(imgs: list[torch.Tensor], cfg: DnCNNTrainConfig, rng: np.random
             patch = torch.rot90(patch, k, dims=(1, 2))
         if rng.random() < 0.5:
             patch = patch.flip(-1)
+        if not use_colour and cfg.tint > 0 and rng.random() < cfg.tint and is_grey(patch):
+            patch = tint_patch(patch, rng)
         clean.append(patch)
     clean_t = torch.stack(clean)
     sigma = torch.from_numpy(rng.uniform(0, cfg.sigma_max / 255.0, size=(cfg.batch, 1, 1, 1))).float()
@@ -137,26 +174,67 @@ def mean_residual(net: DnCNN, photos: list[torch.Tensor], crop: int) -> Optional
     return total / len(crops)
 
 
+class WeightAverage:
+    """Exponential moving average of a network's parameters and BatchNorm statistics (Polyak
+    averaging). The saved denoiser is the average, which smooths out the step-to-step wander of
+    the last weights (not measured on its own: it came in together with the colour recipe)."""
+
+    def __init__(self, net: torch.nn.Module, decay: float) -> None:
+        import copy
+
+        self.decay = decay
+        self.net = copy.deepcopy(net).eval()
+        for q in self.net.parameters():
+            q.requires_grad_(False)
+        self.updates = 0
+
+    @torch.no_grad()
+    def update(self, net: torch.nn.Module) -> None:
+        self.updates += 1
+        d = min(self.decay, (1 + self.updates) / (10 + self.updates))  # short memory at the start
+        ema = [t for t in self.net.state_dict().values() if t.is_floating_point()]
+        cur = [t for t in net.state_dict().values() if t.is_floating_point()]
+        torch._foreach_lerp_(ema, cur, 1 - d)
+        for a, b in zip(self.net.buffers(), net.buffers()):
+            if not a.is_floating_point():
+                a.copy_(b)
+
+
 def train_dncnn(photos: list[torch.Tensor], cfg: DnCNNTrainConfig, progress: bool = False,
-                snapshot: Optional[Path] = None, device: str | torch.device = "cpu") -> tuple[DnCNN, dict]:
-    """Train until ``cfg.steps`` or ``cfg.minutes``; returns the net and a log of the run.
+                snapshot: Optional[Path] = None, device: str | torch.device = "cpu",
+                init: Optional[DnCNN] = None) -> tuple[DnCNN, dict]:
+    """Train until ``cfg.steps`` or ``cfg.minutes``; returns the net (the weight average when
+    ``cfg.ema > 0``) and a log of the run. ``init`` starts from those weights (fine-tuning).
 
     With ``snapshot`` and ``cfg.snapshot_minutes > 0`` the weights are written there (atomically)
     every ``snapshot_minutes``, so a long run can be inspected, or kept if it is cut short."""
+    import copy
+
     from tqdm.auto import tqdm
 
     rng = np.random.default_rng(cfg.seed)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(cfg.seed)
-        net = DnCNN(3, cfg.layers, cfg.features)
+    grey, colour = split_colour(photos)
+    if not grey:
+        grey, colour = colour, []
+    if init is not None:
+        net = copy.deepcopy(init)
+    else:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(cfg.seed)
+            net = DnCNN(3, cfg.layers, cfg.features)
     net = net.to(device, memory_format=torch.channels_last).train()
+    avg = WeightAverage(net, cfg.ema) if cfg.ema > 0 else None
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
     t0 = time.perf_counter()
     deadline = t0 + cfg.minutes * 60
     losses = []
 
     def run_log() -> dict:
-        return {"steps": step, "seconds": round(time.perf_counter() - t0, 1), "final_loss": float(np.mean(losses[-50:]))}
+        return {"steps": step, "seconds": round(time.perf_counter() - t0, 1), "final_loss": float(np.mean(losses[-50:])),
+                "grey_photos": len(grey), "colour_photos": len(colour)}
+
+    def result() -> DnCNN:
+        return avg.net if avg is not None else net
 
     bar = tqdm(total=cfg.steps, desc="DnCNN", disable=not progress, dynamic_ncols=True)
     step = 0
@@ -166,12 +244,14 @@ def train_dncnn(photos: list[torch.Tensor], cfg: DnCNNTrainConfig, progress: boo
         frac = max((time.perf_counter() - t0) / (cfg.minutes * 60), step / cfg.steps)
         for grp in opt.param_groups:
             grp["lr"] = cfg.lr * 0.5 * (1 + math.cos(math.pi * min(frac, 1.0)))
-        noisy, noise = sample_batch(photos, cfg, rng)
+        noisy, noise = sample_batch(grey, cfg, rng, colour)
         pred = net(noisy.to(device, memory_format=torch.channels_last))
         loss = F.mse_loss(pred, noise.to(device))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+        if avg is not None:
+            avg.update(net)
         losses.append(float(loss.detach()))
         step += 1
         bar.update()
@@ -179,24 +259,29 @@ def train_dncnn(photos: list[torch.Tensor], cfg: DnCNNTrainConfig, progress: boo
             bar.set_postfix_str(f"loss {np.mean(losses[-20:]):.2e}")
         if snapshot is not None and cfg.snapshot_minutes > 0 and time.perf_counter() >= next_snap:
             next_snap += cfg.snapshot_minutes * 60
-            save_dncnn(snapshot, net, None, {"train": asdict(cfg), "run": run_log(), "snapshot": True})
+            save_dncnn(snapshot, result(), None, {"train": asdict(cfg), "run": run_log(), "snapshot": True})
             log.info("snapshot at step %d: %s", step, snapshot)
     bar.close()
-    net = net.to(memory_format=torch.contiguous_format).eval()
-    return net, run_log()
+    out = result().to(memory_format=torch.contiguous_format).eval()
+    return out, run_log()
 
 
-def _card(path: Path, cfg: DnCNNTrainConfig, sources: list[str], n_photos: int, run: dict, quality: dict) -> str:
+def _card(path: Path, cfg: DnCNNTrainConfig, sources: list[str], n_photos: int, run: dict, quality: dict,
+          init: Optional[str] = None, command: str = "") -> str:
     rows = "\n".join(f"| {s} | {q['noisy']:.2f} dB | {q['denoised']:.2f} dB |" for s, q in quality.items())
     return f"""# DnCNN residual extractor: model card
 
 - file: `{path.name}` (load with `dif.denoiser.load_dncnn`, or `--denoiser dncnn:{path}`)
+- made by: `python -m dif.dncnn_train {command}`
 - layout: {cfg.layers} layers, {cfg.features} features, 3 channels, no bias, BatchNorm, residual output
 - training data ({n_photos} photos): {', '.join(sources)}
+- photos: {run.get('grey_photos', '?')} grey (used as three equal channels), {run.get('colour_photos', '?')} colour;
+  {cfg.colour_fraction:g} of the patches from the colour photos, {cfg.tint:g} of the grey patches tinted (a random
+  gain and gamma per channel: trained on grey alone, a blind DnCNN calls every colour difference noise)
 - recipe: blind Gaussian noise sigma in [0, {cfg.sigma_max:g}]/255, {cfg.patch}x{cfg.patch} patches with flips and
   rotations, batch {cfg.batch}, Adam lr {cfg.lr:g} with cosine decay over the time budget, seed {cfg.seed};
-  near-identity ("delta") start of the middle convolutions (`DnCNN.reset_parameters`: with plain He
-  init a 17-layer stack predicts zero for hundreds of steps)
+  {'started from `' + init + '`' if init else 'near-identity ("delta") start of the middle convolutions (`DnCNN.reset_parameters`: with plain He init a 17-layer stack predicts zero for hundreds of steps)'};
+  {f'the saved weights are the moving average (decay {cfg.ema:g}) of the weights over the run' if cfg.ema > 0 else 'the saved weights are the last ones'}
 - run: {run['steps']} steps in {run['seconds']:.0f} s, final training MSE {run['final_loss']:.3e}
 - machine: {platform.machine()}, {torch.get_num_threads()} threads, {platform.processor() or platform.platform()},
   torch {torch.__version__}, {'CUDA' if torch.cuda.is_available() else 'CPU only'}
@@ -228,8 +313,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         p.add_argument("--with-package-photos", action="store_true", help="add the colour photos of matplotlib/sklearn")
         for name in ("layers", "features", "patch", "batch", "steps", "seed", "crop"):
             p.add_argument(f"--{name}", type=int, default=getattr(d, name))
-        for name in ("lr", "sigma_max", "minutes", "snapshot_minutes"):
+        for name in ("lr", "sigma_max", "minutes", "snapshot_minutes", "colour_fraction", "tint", "ema"):
             p.add_argument(f"--{name.replace('_', '-')}", type=float, default=getattr(d, name))
+        p.add_argument("--init", type=Path, default=None, help="start from these DnCNN weights (fine-tuning)")
         p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
         p.add_argument("--quiet", action="store_true")
         args = p.parse_args(argv)
@@ -241,6 +327,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         cfg = DnCNNTrainConfig(**{k: getattr(args, k) for k in asdict(d)})
         if cfg.layers < 2 or cfg.features < 1 or cfg.patch < 8 or cfg.batch < 1 or cfg.minutes <= 0:
             raise DIFError("layers >= 2, features >= 1, patch >= 8, batch >= 1 and minutes > 0 are required")
+        if not (0 <= cfg.colour_fraction <= 1 and 0 <= cfg.tint <= 1 and 0 <= cfg.ema < 1):
+            raise DIFError("--colour-fraction and --tint must be in [0, 1], --ema in [0, 1)")
+        init = None
+        if args.init is not None:
+            init, _, _ = load_dncnn(args.init)
+            if (init.layers, init.features) != (cfg.layers, cfg.features):
+                raise DIFError(f"--init {args.init} has {init.layers} layers / {init.features} features, "
+                               f"not {cfg.layers} / {cfg.features}")
         paths = [p for dd in dirs for p in list_images(dd)]
         sources = [str(dd) for dd in dirs]
         if args.with_package_photos:
@@ -252,7 +346,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise DIFError(f"no usable photos (at least {cfg.patch}x{cfg.patch}) in {', '.join(dirs)}")
         device = resolve_device(args.device)
         net, run = train_dncnn(photos, cfg, progress=not args.quiet, snapshot=out.with_suffix(".snapshot.pt"),
-                               device=device)
+                               device=device, init=init)
         quality = {}
         if args.val:
             val = load_photos(list_images(args.val), 64)
@@ -261,8 +355,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                 quality[str(s)] = {"noisy": noisy, "denoised": den}
                 print(f"sigma {s}: noisy {noisy:.2f} dB -> denoised {den:.2f} dB on {len(val)} photos")
         mean = mean_residual(net, photos, cfg.crop)
-        save_dncnn(out, net, mean, {"train": asdict(cfg), "run": run, "psnr": quality, "sources": sources})
-        write_text_atomic(out.with_suffix(".md"), _card(out, cfg, sources, len(photos), run, quality))
+        meta = {"train": asdict(cfg), "run": run, "psnr": quality, "sources": sources}
+        if init is not None:
+            meta["init"] = str(args.init)
+        save_dncnn(out, net, mean, meta)
+        write_text_atomic(out.with_suffix(".md"), _card(out, cfg, sources, len(photos), run, quality,
+                                                        None if args.init is None else str(args.init),
+                                                        " ".join(argv if argv is not None else sys.argv[1:])))
         print(f"{run['steps']} steps in {run['seconds']:.0f} s; saved {out} and {out.with_suffix('.md')}")
         return 0
 

@@ -79,7 +79,7 @@ def test_highpass_and_wavelet_residuals():
 
 
 def test_build_extractor_specs():
-    assert build_extractor(None).spec == "wavelet:5"
+    assert build_extractor(None).spec == "dncnn"
     assert build_extractor("wavelet-dwt").spec == "wavelet-dwt:5"
     assert build_extractor("highpass:2").spec == "highpass:2"
     for bad, msg in (("nope", "unknown denoiser"), ("dncnn:/no/such/weights.pt", "not found"),

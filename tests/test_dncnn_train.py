@@ -53,3 +53,74 @@ def test_each_denoiser_end_to_end(tmp_path, spec, scripts):
     j = tmp_path / "m.json"
     assert run_main(scripts.eval.main, [str(out), str(data), "--json", str(j), "--quiet"]) == 0
     assert json.loads(j.read_text())["extractor"].split(":")[0] == spec.split(":")[0]
+
+
+def _clean(batch):
+    noisy, noise = batch
+    return noisy - noise
+
+
+def test_colour_share_and_tint():
+    """Colour photos give cfg.colour_fraction of the patches; tinted grey patches get channels
+    that differ but keep the grey patch's edges; tint 0 leaves grey patches grey."""
+    from dif.dncnn_train import is_grey, split_colour
+
+    g = torch.Generator().manual_seed(0)
+    grey = [torch.rand(1, 40, 40, generator=g).clamp(0.05).expand(3, -1, -1).clone() for _ in range(2)]
+    red = torch.zeros(3, 40, 40)
+    red[0] = 0.9
+    sg, sc = split_colour(grey + [red])
+    assert len(sg) == 2 and len(sc) == 1 and sc[0] is red
+    cfg = DnCNNTrainConfig(patch=16, batch=400, sigma_max=0, colour_fraction=0.25, tint=0.0)
+    clean = _clean(sample_batch(grey, cfg, np.random.default_rng(0), [red]))
+    from_red = (clean[:, 1:].abs().amax((1, 2, 3)) == 0)
+    assert 0.18 < from_red.float().mean() < 0.32
+    assert all(is_grey(c) for c in clean[~from_red])
+    cfg = DnCNNTrainConfig(patch=16, batch=400, sigma_max=0, colour_fraction=0.0, tint=0.5)
+    clean = _clean(sample_batch(grey, cfg, np.random.default_rng(0), [red]))
+    tinted = torch.tensor([not is_grey(c) for c in clean])
+    assert 0.4 < tinted.float().mean() < 0.6
+    t = clean[tinted][0]
+    assert (t[0] - t[1]).abs().max() > 0.01 and t.min() >= 0 and t.max() <= 1
+    # each channel is a monotone function of the grey patch: the edges stay where they were
+    for c in range(3):
+        corr = np.corrcoef(t[c].flatten().numpy(), t.mean(0).flatten().numpy())[0, 1]
+        assert corr > 0.95
+
+
+def test_weight_average_tracks_the_mean_and_is_saved():
+    from dif.denoiser import DnCNN
+    from dif.dncnn_train import WeightAverage
+
+    torch.manual_seed(0)
+    net = DnCNN(3, 3, 4)
+    avg = WeightAverage(net, decay=0.5)
+    start = net.dncnn[0].weight.detach().clone()
+    for k in range(1, 41):
+        with torch.no_grad():
+            net.dncnn[0].weight.copy_(start + k)
+        net.dncnn[3].num_batches_tracked.fill_(k)
+        avg.update(net)
+    got = avg.net.dncnn[0].weight
+    # decay 0.5 reached after the warm-up: the average lags the last value by about one step
+    assert torch.allclose(got, start + 39, atol=0.05)
+    assert int(avg.net.dncnn[3].num_batches_tracked) == 40
+    assert not any(p.requires_grad for p in avg.net.parameters())
+
+
+def test_init_from_weights_and_layout_mismatch(tmp_path, capsys):
+    from dif.denoiser import DnCNN, save_dncnn
+
+    for i in range(2):
+        write_png(tmp_path / "photos" / f"{i}.png", np.random.default_rng(i).uniform(0.2, 0.8, (48, 48, 3)))
+    torch.manual_seed(0)
+    save_dncnn(tmp_path / "start.pt", DnCNN(3, 3, 8))
+    common = [str(tmp_path / "photos"), str(tmp_path / "ft.pt"), "--patch", "16", "--batch", "2", "--steps", "2",
+              "--crop", "32", "--quiet", "--features", "8", "--init", str(tmp_path / "start.pt")]
+    assert main(common + ["--layers", "3"]) == 0
+    _, _, meta = load_dncnn(tmp_path / "ft.pt")
+    assert meta["init"].endswith("start.pt") and "started from" in (tmp_path / "ft.md").read_text()
+    assert main(common + ["--layers", "5"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "3 layers" in err[0]
+    assert main(common[:-2] + ["--layers", "3", "--ema", "1.5"]) == 2
