@@ -50,8 +50,6 @@ def main() -> int:
     if args.bootstrap < 0:
         print("error: --bootstrap must be >= 0", file=sys.stderr)
         return 2
-    from sklearn.metrics import roc_auc_score
-
     from dif.checkpoint import load_fingerprint_dir
     from dif.data import compute_residuals, find_labelled
     from dif.denoiser import build_extractor
@@ -84,7 +82,7 @@ def main() -> int:
             y = cache.labels.numpy()
             labels[g] = y
             oriented[ext.spec][g] = det.oriented(s)
-            table[ext.spec][g] = {"auc": float(roc_auc_score(y, det.oriented(s))), "loo_accuracy": loo_accuracy(s, y)}
+            table[ext.spec][g] = {"auc": pair_auc(oriented[ext.spec][g], y), "loo_accuracy": loo_accuracy(s, y)}
     md = markdown_table(table, gens)
     print(md)
     if args.bootstrap:
@@ -102,7 +100,8 @@ def main() -> int:
 
 
 def pair_auc(scores: np.ndarray, y: np.ndarray) -> float:
-    """ROC AUC as the share of (fake, real) pairs ordered right (ties count half)."""
+    """ROC AUC as the share of (fake, real) pairs ordered right (ties count half); cheap enough
+    for thousands of bootstrap resamples."""
     f, r = scores[y == 1][:, None], scores[y == 0][None, :]
     return float(np.mean((f > r) + 0.5 * (f == r)))
 

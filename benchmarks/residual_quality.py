@@ -44,9 +44,9 @@ def main() -> int:
     p.add_argument("--crop", type=int, default=256)
     p.add_argument("--json", type=Path, default=None)
     args = p.parse_args()
-    import torch
+    import logging
 
-    from dif.data import center_crop, list_images, load_image
+    from dif.data import compute_residuals, list_images
     from dif.denoiser import build_extractor
     from dif.errors import DIFError
 
@@ -59,23 +59,22 @@ def main() -> int:
         folder = root / "natural" / "live1"
     try:
         extractors = [build_extractor(spec) for spec in args.extractors.split(",")]
-        photos = [load_image(f) for f in list_images(folder)]
+        paths = list_images(folder)
     except DIFError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    crops = [center_crop(x, (args.crop, args.crop)) for x in photos if min(x.shape[-2:]) >= args.crop]
-    if not crops:
-        print(f"error: no photo in {folder} is at least {args.crop}x{args.crop}", file=sys.stderr)
-        return 2
+    logging.getLogger("dif").setLevel(logging.ERROR)  # photos smaller than --crop are skipped quietly; the count is printed
     table = {}
+    n = 0
     for ext in extractors:
-        rows = []
-        with torch.no_grad():
-            for i in range(0, len(crops), 4):
-                rows += [leak(r) for r in ext(torch.stack(crops[i:i + 4]))]
-        lum, chroma = np.array(rows).T
+        cache = compute_residuals(paths, [0] * len(paths), ext, (args.crop, args.crop))  # skips smaller photos
+        n = len(cache)
+        if not n:
+            print(f"error: no readable photo in {folder} is at least {args.crop}x{args.crop}", file=sys.stderr)
+            return 2
+        lum, chroma = np.array([leak(r) for r in cache.residuals]).T
         table[ext.spec] = {"luma": float(lum.mean()), "chroma": float(chroma.mean())}
-    print(f"{len(crops)} photos of {folder}, centre {args.crop}x{args.crop}; residual RMS in grey levels (x255)")
+    print(f"{n} photos of {folder}, centre {args.crop}x{args.crop}; residual RMS in grey levels (x255)")
     print("| extractor | luminance | chroma |")
     print("|---|---|---|")
     for spec, row in table.items():

@@ -94,8 +94,10 @@ def is_grey(x: torch.Tensor) -> bool:
 
 def split_colour(imgs: Sequence[torch.Tensor]) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
     """(grey photos, colour photos)."""
-    grey = [x for x in imgs if is_grey(x)]
-    colour = [x for x in imgs if not is_grey(x)]
+    grey: list[torch.Tensor] = []
+    colour: list[torch.Tensor] = []
+    for x in imgs:
+        (grey if is_grey(x) else colour).append(x)
     return grey, colour
 
 
@@ -190,14 +192,17 @@ class WeightAverage:
 
     @torch.no_grad()
     def update(self, net: torch.nn.Module) -> None:
+        """Move the average towards ``net``; integer buffers (BatchNorm's step count) are copied."""
         self.updates += 1
         d = min(self.decay, (1 + self.updates) / (10 + self.updates))  # short memory at the start
-        ema = [t for t in self.net.state_dict().values() if t.is_floating_point()]
-        cur = [t for t in net.state_dict().values() if t.is_floating_point()]
-        torch._foreach_lerp_(ema, cur, 1 - d)
-        for a, b in zip(self.net.buffers(), net.buffers()):
-            if not a.is_floating_point():
+        avg, cur = [], []
+        for a, b in zip(self.net.state_dict().values(), net.state_dict().values()):
+            if a.is_floating_point():
+                avg.append(a)
+                cur.append(b)
+            else:
                 a.copy_(b)
+        torch._foreach_lerp_(avg, cur, 1 - d)
 
 
 def train_dncnn(photos: list[torch.Tensor], cfg: DnCNNTrainConfig, progress: bool = False,
@@ -275,7 +280,7 @@ def _card(path: Path, cfg: DnCNNTrainConfig, sources: list[str], n_photos: int, 
 - made by: `python -m dif.dncnn_train {command}`
 - layout: {cfg.layers} layers, {cfg.features} features, 3 channels, no bias, BatchNorm, residual output
 - training data ({n_photos} photos): {', '.join(sources)}
-- photos: {run.get('grey_photos', '?')} grey (used as three equal channels), {run.get('colour_photos', '?')} colour;
+- photos: {run['grey_photos']} grey (used as three equal channels), {run['colour_photos']} colour;
   {cfg.colour_fraction:g} of the patches from the colour photos, {cfg.tint:g} of the grey patches tinted (a random
   gain and gamma per channel: trained on grey alone, a blind DnCNN calls every colour difference noise)
 - recipe: blind Gaussian noise sigma in [0, {cfg.sigma_max:g}]/255, {cfg.patch}x{cfg.patch} patches with flips and
