@@ -48,22 +48,39 @@ def main() -> int:
     from dif import plots
     from dif.checkpoint import load_fingerprint_dir
     from dif.cli import run_main
+    from dif.denoiser import build_extractor
+    from dif.errors import DIFError
+
+    # check the inputs before minutes of work (and before any figure is replaced)
+    for sub in ("cnndetection/crn", "cnndetection/san", "dif_official/checks"):
+        if not (args.shared / sub).is_dir():
+            print(f"error: {args.shared / sub} not found (give --shared ../shared/data)", file=sys.stderr)
+            return 2
+    try:
+        build_extractor(args.denoiser)
+    except DIFError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+    def run(script: str, argv: list[str]) -> None:
+        if run_main(_script(script).main, argv) != 0:  # the script has printed its one-line error
+            raise SystemExit(2)
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         if not args.skip_gray:
             blank = ["--output-dir", str(tmp / "blank"), "--quiet"] + (["--epochs", "50"] if args.quick else [])
-            assert run_main(_script("blank_experiment").main, blank) == 0
+            run("blank_experiment", blank)
             shutil.copy(tmp / "blank" / "gray_experiment.png", HERE / "gray_experiment.png")
 
         crn = args.shared / "cnndetection" / "crn"
         chk = tmp / "crn"
         train = [str(crn), str(chk), "--quiet", "--denoiser", args.denoiser] + (["--epochs", "5"] if args.quick else [])
-        assert run_main(_script("train_dif").main, train) == 0
+        run("train_dif", train)
         for name in ("fingerprint.png", "fingerprint_fft.png", "training.png"):
             shutil.copy(chk / name, HERE / f"crn_{name}")
-        assert run_main(_script("eval_dif").main, [str(chk), str(args.shared / "cnndetection" / "san"),
-                                                   "--plots", str(tmp / "plots"), "--perturb", "all", "--quiet"]) == 0
+        run("eval_dif", [str(chk), str(args.shared / "cnndetection" / "san"), "--plots", str(tmp / "plots"),
+                         "--perturb", "all", "--quiet"])
         shutil.copy(tmp / "plots" / "histogram.png", HERE / "crn_histogram.png")
         shutil.copy(tmp / "plots" / "roc.png", HERE / "crn_roc.png")
         shutil.copy(tmp / "plots" / "robustness.png", HERE / "crn_robustness.png")
@@ -71,9 +88,8 @@ def main() -> int:
         gens = args.shared / "cnndetection"
         for g in sorted(d.name for d in gens.iterdir() if d.is_dir()):
             train = [str(gens / g), str(tmp / "fps" / g), "--train-size", "10", "--quiet", "--denoiser", args.denoiser]
-            assert run_main(_script("train_dif").main, train + (["--epochs", "5"] if args.quick else [])) == 0
-        assert run_main(_script("eval_dif").main, [str(tmp / "fps"), str(gens), "--cross", "--plots",
-                                                   str(tmp / "cross"), "--quiet"]) == 0
+            run("train_dif", train + (["--epochs", "5"] if args.quick else []))
+        run("eval_dif", [str(tmp / "fps"), str(gens), "--cross", "--plots", str(tmp / "cross"), "--quiet"])
         for name in ("cross_accuracy.png", "similarity.png"):
             shutil.copy(tmp / "cross" / name, HERE / name)
 
