@@ -29,7 +29,7 @@ def main() -> None:
     import torch
 
     from dif.data import center_crop, compute_residuals, find_labelled, load_image
-    from dif.denoiser import DNCNN_PAD, SHIPPED_DNCNN, DnCNN, DnCNNExtractor, build_extractor
+    from dif.extractors import DNCNN_PAD, SHIPPED_DNCNN, DnCNN, DnCNNExtractor, build_extractor
     from dif.detect import Detector
 
     crop = (args.crop, args.crop)

@@ -52,7 +52,7 @@ def main() -> int:
         return 2
     from dif.checkpoint import load_fingerprint_dir
     from dif.data import compute_residuals, find_labelled
-    from dif.denoiser import build_extractor
+    from dif.extractors import build_extractor
     from dif.detect import Detector
     from dif.errors import DIFError
 

@@ -70,7 +70,7 @@ def main() -> int:
     from dif.checkpoint import save_checkpoint
     from dif.config import DIFConfig
     from dif.data import compute_residuals, find_labelled, training_residuals
-    from dif.denoiser import build_extractor
+    from dif.extractors import build_extractor
     from dif.detect import SCORES, Detector, detection_metrics
     from dif.errors import DIFError
     from dif.fingerprint import train_fingerprint

@@ -47,7 +47,7 @@ def main() -> int:
     import logging
 
     from dif.data import compute_residuals, list_images
-    from dif.denoiser import build_extractor
+    from dif.extractors import build_extractor
     from dif.errors import DIFError
 
     folder = args.photos

@@ -32,7 +32,7 @@ def main() -> None:
 
     from dif.config import DIFConfig
     from dif.data import compute_residuals, find_labelled, training_residuals
-    from dif.denoiser import DnCNN, DnCNNExtractor, build_extractor
+    from dif.extractors import DnCNN, DnCNNExtractor, build_extractor
     from dif.fingerprint import train_fingerprint
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -20,24 +20,14 @@ import torch
 from .atomic import write_text_atomic
 from .config import DIFConfig
 from .detect import SCORES, Detector, class_centres
-from .errors import DIFError
+from .config import read_json
+from .errors import DIFError, shown
+from .evaluate import stratified_folds
 from .fingerprint import centres, train_fingerprint
 
 log = logging.getLogger(__name__)
 CALIBRATION_NAME = "calibration.json"
 METHODS = ("paper", "train", "cv")
-
-
-def stratified_folds(labels: np.ndarray, k: int, seed: int) -> list[np.ndarray]:
-    """Indices of ``k`` folds, each class spread evenly, shuffled reproducibly."""
-    labels = np.asarray(labels)
-    rng = np.random.default_rng(seed)
-    folds: list[list[int]] = [[] for _ in range(k)]
-    for c in np.unique(labels):
-        idx = rng.permutation(np.flatnonzero(labels == c))
-        for j, i in enumerate(idx):
-            folds[j % k].append(int(i))
-    return [np.sort(np.array(f, dtype=np.int64)) for f in folds]
 
 
 def score_all(detector: Detector, residuals, max_shift: int) -> dict[str, np.ndarray]:
@@ -85,14 +75,32 @@ def save_calibration(folder: str | Path, cal: dict) -> Path:
 
 
 def load_calibration(folder: str | Path) -> dict:
-    """calibration.json of a CHECK_DIR, or {} (the authors' folders have none)."""
+    """calibration.json of a CHECK_DIR, or {} (the authors' folders have none), checked: each
+    centre entry is two finite numbers, ``max_shift`` a whole number >= 0."""
     path = Path(folder) / CALIBRATION_NAME
     if not path.is_file():
         return {}
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise DIFError(f"cannot read {path}: {exc}") from None
+    cal = read_json(path)
+    where = shown(path)
+    if not isinstance(cal, dict):
+        raise DIFError(f"{where}: expected a JSON object, got {type(cal).__name__}")
+    for method in METHODS:
+        entry = cal.get(method)
+        if entry is None:
+            continue
+        if not isinstance(entry, dict):
+            raise DIFError(f"{where}: '{method}' must be an object")
+        for score in SCORES:
+            c = entry.get(score)
+            if c is None:
+                continue
+            if not (isinstance(c, list) and len(c) == 2 and all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                                                 and np.isfinite(v) for v in c)):
+                raise DIFError(f"{where}: '{method}/{score}' must be two finite numbers, got {c!r}")
+    ms = cal.get("max_shift", 0)
+    if isinstance(ms, bool) or not isinstance(ms, int) or not 0 <= ms <= 4096:
+        raise DIFError(f"{where}: 'max_shift' must be a whole number in [0, 4096], got {ms!r}")
+    return cal
 
 
 def choose_centres(detector: Detector, cal: dict, score: str, method: str) -> tuple[Detector, str]:

@@ -1,9 +1,8 @@
 """Fingerprint checkpoints: ours and the authors' (same dict layout), saved atomically and
-loaded without executing pickled code."""
+byte-reproducibly, loaded without executing pickled code, and checked against a schema."""
 from __future__ import annotations
 
-import io
-import pickle
+import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,13 +10,15 @@ from typing import Any, Optional
 
 import torch
 
-from .atomic import write_atomic
+from .atomic import save_torch_atomic
 from .config import CONFIG_NAME, DIFConfig, config_from_authors
-from .errors import DIFError
+from .errors import DIFError, first_line, shown
 from .fingerprint import TrainState
+from .safe_pickle import load_plain_pickle, load_weights_only
 
 CHECKPOINT_RE = re.compile(r"^chk_(\d+)\.pt$")
 AUTHORS_HYPERS = "train_hypers.pt"
+MIN_FINGERPRINT, MAX_FINGERPRINT = 8, 8192
 
 
 def checkpoint_path(folder: str | Path, epoch: int) -> Path:
@@ -27,9 +28,12 @@ def checkpoint_path(folder: str | Path, epoch: int) -> Path:
 def save_checkpoint(path: str | Path, state: TrainState, extractor: str) -> Path:
     """Write ``state`` in the authors' layout (``Fingerprint`` 1x3xHxW, ``Train Real``,
     ``Train Fake``, ``Loss``) plus ``Epoch`` and ``Extractor``; tensors and plain Python values
-    only, so ``torch.load(weights_only=True)`` reads it."""
+    only, so ``torch.load(weights_only=True)`` reads it. A non-finite fingerprint is never saved."""
     if state.fingerprint is None:
         raise ValueError("nothing to save: the state has no fingerprint yet")
+    if not torch.isfinite(state.fingerprint).all():
+        raise DIFError("training diverged: the fingerprint holds NaN or infinite values (nothing saved; "
+                       "try a smaller --lr)")
     payload = {
         "Fingerprint": state.fingerprint.detach().cpu().float().reshape(1, *state.fingerprint.shape[-3:]),
         "Train Real": [float(v) for v in state.train_real],
@@ -38,82 +42,80 @@ def save_checkpoint(path: str | Path, state: TrainState, extractor: str) -> Path
         "Epoch": int(state.epoch),
         "Extractor": str(extractor),
     }
-    return write_atomic(path, lambda p: torch.save(payload, p))
+    return save_torch_atomic(path, payload)
 
 
 def list_checkpoints(folder: str | Path) -> dict[int, Path]:
     """{epoch: path} of every ``chk_<epoch>.pt`` in ``folder``."""
     folder = Path(folder)
     out = {}
-    for p in folder.iterdir() if folder.is_dir() else []:
+    try:
+        entries = list(folder.iterdir()) if folder.is_dir() else []
+    except OSError as exc:
+        raise DIFError(f"cannot read {shown(folder)} ({first_line(exc)})") from None
+    for p in entries:
         m = CHECKPOINT_RE.match(p.name)
         if m and p.is_file():
             out[int(m.group(1))] = p
     return dict(sorted(out.items()))
 
 
-def _first_line(exc: BaseException) -> str:
-    s = str(exc).strip()
-    return s.splitlines()[0] if s else type(exc).__name__
+def _number_list(v: Any, key: str, where: str) -> list[float]:
+    if isinstance(v, torch.Tensor):
+        v = v.flatten().tolist()
+    if not isinstance(v, (list, tuple)):
+        raise DIFError(f"{where}: '{key}' is not a list of numbers")
+    try:
+        out = [float(x) for x in v if not isinstance(x, (str, bytes))]
+    except (TypeError, ValueError):
+        raise DIFError(f"{where}: '{key}' is not a list of numbers") from None
+    if len(out) != len(v):
+        raise DIFError(f"{where}: '{key}' is not a list of numbers")
+    return out
 
 
 def load_checkpoint(path: str | Path) -> tuple[TrainState, Optional[str]]:
     """Read a checkpoint (ours or the authors'); returns the state and the recorded extractor
     (None for the authors' files, which record none). Raises DIFError when it is not one."""
     path = Path(path)
+    where = shown(path)
     if not path.is_file():
-        raise DIFError(f"checkpoint not found: {path}")
-    try:
-        d = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise DIFError(f"{path} is not a readable checkpoint ({_first_line(exc)})") from None
+        raise DIFError(f"checkpoint not found: {where}")
+    d = load_weights_only(path, "checkpoint")
     if not isinstance(d, dict) or not isinstance(d.get("Fingerprint"), torch.Tensor):
-        raise DIFError(f"{path} is not a DIF fingerprint checkpoint (no 'Fingerprint' tensor)")
-    fp = d["Fingerprint"].float()
+        raise DIFError(f"{where} is not a DIF fingerprint checkpoint (no 'Fingerprint' tensor)")
+    fp = d["Fingerprint"]
+    if not fp.is_floating_point():
+        raise DIFError(f"{where}: the fingerprint is not a floating-point tensor")
+    fp = fp.float()
     if fp.dim() == 3:
         fp = fp.unsqueeze(0)
     if fp.dim() != 4 or fp.shape[0] != 1 or fp.shape[1] not in (1, 3):
-        raise DIFError(f"{path}: fingerprint has shape {tuple(d['Fingerprint'].shape)}, expected 1x3xHxW")
+        raise DIFError(f"{where}: fingerprint has shape {tuple(d['Fingerprint'].shape)}, expected 1x3xHxW")
+    if not all(MIN_FINGERPRINT <= s <= MAX_FINGERPRINT for s in fp.shape[-2:]):
+        raise DIFError(f"{where}: fingerprint is {fp.shape[-1]}x{fp.shape[-2]}; sides must be in "
+                       f"[{MIN_FINGERPRINT}, {MAX_FINGERPRINT}]")
     if not torch.isfinite(fp).all():
-        raise DIFError(f"{path}: fingerprint holds NaN or infinite values")
-    lists = {}
-    for key in ("Train Real", "Train Fake", "Loss"):
-        v = d.get(key, [])
-        if isinstance(v, torch.Tensor):
-            v = v.flatten().tolist()
-        try:
-            lists[key] = [float(x) for x in v]
-        except (TypeError, ValueError):
-            raise DIFError(f"{path}: '{key}' is not a list of numbers") from None
-    if not lists["Train Real"] or not lists["Train Fake"]:
-        raise DIFError(f"{path}: no training correlations to compute the real/fake centres from")
-    state = TrainState(fp, lists["Train Real"], lists["Train Fake"], lists["Loss"], int(d.get("Epoch", 0)))
+        raise DIFError(f"{where}: fingerprint holds NaN or infinite values")
+    lists = {key: _number_list(d.get(key, []), key, where) for key in ("Train Real", "Train Fake", "Loss")}
+    for key in ("Train Real", "Train Fake"):
+        if not any(math.isfinite(v) for v in lists[key]):
+            raise DIFError(f"{where}: no finite '{key}' correlations to compute the real/fake centres from")
+    epoch = d.get("Epoch", 0)
+    if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
+        raise DIFError(f"{where}: 'Epoch' must be a whole number >= 0, got {epoch!r}")
     ext = d.get("Extractor")
-    return state, (str(ext) if ext is not None else None)
-
-
-class _HyperUnpickler(pickle.Unpickler):
-    """Allow-list unpickler for the authors' ``train_hypers.pt``: plain containers and numbers,
-    and ``torch.device``, which becomes its string (no other global is ever resolved)."""
-
-    def find_class(self, module: str, name: str) -> Any:
-        if (module, name) == ("torch", "device"):
-            return lambda *args: ":".join(str(a) for a in args)
-        if module == "builtins" and name in {"tuple", "list", "dict", "set", "frozenset", "complex"}:
-            return getattr(__import__("builtins"), name)
-        raise pickle.UnpicklingError(f"refusing to load global {module}.{name}")
+    if ext is not None and not isinstance(ext, str):
+        raise DIFError(f"{where}: 'Extractor' must be text, got {type(ext).__name__}")
+    state = TrainState(fp, lists["Train Real"], lists["Train Fake"], lists["Loss"], epoch)
+    return state, ext
 
 
 def load_authors_hypers(path: str | Path) -> dict[str, Any]:
     """Read the authors' pickled hyper-parameter dict without executing arbitrary code."""
-    path = Path(path)
-    try:
-        data = path.read_bytes()
-        obj = _HyperUnpickler(io.BytesIO(data)).load()
-    except Exception as exc:
-        raise DIFError(f"cannot read {path} safely ({_first_line(exc)})") from None
+    obj = load_plain_pickle(path, "hyper-parameter dict")
     if not isinstance(obj, dict):
-        raise DIFError(f"{path} does not hold a hyper-parameter dict")
+        raise DIFError(f"{shown(path)} does not hold a hyper-parameter dict")
     return obj
 
 
@@ -124,7 +126,7 @@ def load_config(folder: str | Path) -> Optional[DIFConfig]:
     if (folder / CONFIG_NAME).is_file():
         return DIFConfig.load(folder)
     if (folder / AUTHORS_HYPERS).is_file():
-        return config_from_authors(load_authors_hypers(folder / AUTHORS_HYPERS))
+        return config_from_authors(load_authors_hypers(folder / AUTHORS_HYPERS), where=shown(folder / AUTHORS_HYPERS))
     return None
 
 
@@ -143,23 +145,27 @@ class LoadedFingerprint:
         return self.state.fingerprint
 
 
-def load_fingerprint_dir(folder: str | Path, epoch: Optional[int] = None) -> LoadedFingerprint:
-    """Load ``chk_<epoch>.pt`` (default: the latest) from a CHECK_DIR."""
+def resolve_checkpoint(folder: str | Path, epoch: Optional[int] = None) -> tuple[Path, Path]:
+    """(checkpoint file, its folder) for a CHECK_DIR at ``epoch`` (default: the latest), or a
+    single ``chk_<epoch>.pt`` file."""
     folder = Path(folder)
     if not folder.exists():
-        raise DIFError(f"checkpoint folder not found: {folder}")
+        raise DIFError(f"checkpoint folder not found: {shown(folder)}")
     if folder.is_file():
-        path = folder
-        cfg = load_config(folder.parent)
-    else:
-        found = list_checkpoints(folder)
-        if not found:
-            raise DIFError(f"no chk_<epoch>.pt checkpoints in {folder}")
-        if epoch is None:
-            epoch = max(found)
-        if epoch not in found:
-            raise DIFError(f"no checkpoint for epoch {epoch} in {folder} (have: {', '.join(map(str, found))})")
-        path = found[epoch]
-        cfg = load_config(folder)
+        return folder, folder.parent
+    found = list_checkpoints(folder)
+    if not found:
+        raise DIFError(f"no chk_<epoch>.pt checkpoints in {shown(folder)}")
+    if epoch is None:
+        epoch = max(found)
+    if epoch not in found:
+        raise DIFError(f"no checkpoint for epoch {epoch} in {shown(folder)} (have: {', '.join(map(str, found))})")
+    return found[epoch], folder
+
+
+def load_fingerprint_dir(folder: str | Path, epoch: Optional[int] = None) -> LoadedFingerprint:
+    """Load ``chk_<epoch>.pt`` (default: the latest) from a CHECK_DIR, with its config."""
+    path, parent = resolve_checkpoint(folder, epoch)
+    cfg = load_config(parent)
     state, ext = load_checkpoint(path)
     return LoadedFingerprint(path, state, ext, cfg)

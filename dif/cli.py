@@ -1,23 +1,60 @@
-"""Small helpers shared by the three scripts: one-line argument errors, exit codes, devices."""
+"""Small helpers shared by the scripts and benchmarks: one-line argument errors, the common
+flags, exit codes, devices."""
 from __future__ import annotations
 
 import argparse
 import logging
 import sys
-from typing import Callable, Sequence
+from typing import Callable, Optional, Sequence
 
 import torch
 
-from .errors import DIFError
+from .errors import DIFError, first_line
 
 EXIT_USER_ERROR = 2
 
 
 class Parser(argparse.ArgumentParser):
-    """ArgumentParser whose errors are one line (``prog: error: ...``) with exit code 2."""
+    """ArgumentParser whose errors are one line (``prog: error: ...``) with exit code 2, and which
+    accepts positionals after options (``CHECK DATA --quiet 2``)."""
 
     def error(self, message: str):  # type: ignore[override]
         self.exit(EXIT_USER_ERROR, f"{self.prog}: error: {message} (see --help)\n")
+
+    def parse_args(self, args=None, namespace=None):  # type: ignore[override]
+        return self.parse_intermixed_args(args, namespace)
+
+
+def int_in(low: int, high: Optional[int] = None) -> Callable[[str], int]:
+    """argparse type: a whole number in [low, high]."""
+    def parse(text: str) -> int:
+        try:
+            v = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"invalid whole number: {text!r}") from None
+        if v < low or (high is not None and v > high):
+            raise argparse.ArgumentTypeError(f"must be in [{low}, {'inf' if high is None else high}], got {v}")
+        return v
+    parse.__name__ = "whole number"
+    return parse
+
+
+def add_common_arguments(p: argparse.ArgumentParser, *, device: bool = True, seed: bool = False, quiet: bool = True,
+                         denoiser: Optional[str] = None, workers: bool = False, batch: Optional[int] = None) -> None:
+    """The flags every script spells the same way. ``denoiser``: its help text (None: no flag)."""
+    if device:
+        p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="where to compute")
+    if seed:
+        p.add_argument("--seed", type=int_in(0, 2**32 - 1), default=0, help="seed of everything random")
+    if denoiser is not None:
+        p.add_argument("--denoiser", default=None, help=denoiser)
+    if batch is not None:
+        p.add_argument("--batch", type=int_in(1, 65_536), default=batch, help="images per batch")
+    if workers:
+        p.add_argument("--workers", type=int_in(0, 64), default=None,
+                       help="image decoding processes (default: 2 when there is more than one batch, else 0)")
+    if quiet:
+        p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
 def resolve_device(name: str) -> torch.device:
@@ -42,10 +79,15 @@ def setup_logging(verbose: bool = False) -> None:
 
 def run_main(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None = None) -> int:
     """Run a script's ``main``; a DIFError becomes ``error: ...`` on stderr and exit code 2."""
+    for stream in (sys.stdout, sys.stderr):  # file names that are not UTF-8 must not crash a print
+        try:
+            stream.reconfigure(errors="backslashreplace")  # type: ignore[union-attr]
+        except (AttributeError, ValueError):
+            pass
     try:
         return int(main(argv) or 0)
     except DIFError as exc:
-        sys.stderr.write(f"error: {exc}\n")
+        sys.stderr.write(f"error: {first_line(exc, limit=1000)}\n")
         return EXIT_USER_ERROR
     except SystemExit as exc:  # argparse's own exits (--help, usage errors)
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else EXIT_USER_ERROR)

@@ -1,105 +1,233 @@
-"""One configuration object with the paper's defaults, saved as JSON beside each checkpoint."""
+"""Configuration dataclasses whose fields declare their own command-line flags and bounds.
+
+A field's metadata (``opt(...)``) holds its help text, its flags (ours first, then the authors'
+aliases), and its allowed range. ``add_config_arguments`` makes the argparse options from it and
+``validate_fields`` checks any instance, whether it came from the command line or from a
+``config.json`` on disk, so a value is described and checked in one place.
+"""
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import json
-from dataclasses import dataclass, asdict
+import math
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional, Sequence
 
 from .atomic import write_text_atomic
-from .denoiser import DEFAULT_EXTRACTOR
-from .errors import DIFError
+from .errors import DIFError, first_line, shown
+from .extractors import DEFAULT_EXTRACTOR
 
 CONFIG_NAME = "config.json"
+SEED_MAX = 2**32 - 1
+
+
+def opt(default: Any, help: str, flags: Sequence[str] = (), low: Optional[float] = None,
+        high: Optional[float] = None, low_open: bool = False, high_open: bool = False,
+        choices: Optional[Sequence[str]] = None, cli: bool = True, **argparse_extra: Any):
+    """A dataclass field with its CLI description and bounds (``low``/``high`` inclusive unless
+    ``*_open``)."""
+    meta = dict(help=help, flags=tuple(flags), low=low, high=high, low_open=low_open, high_open=high_open,
+                choices=tuple(choices) if choices else None, cli=cli, argparse=argparse_extra)
+    return field(default=default, metadata=meta)
+
+
+def _num(x: float) -> str:
+    return str(x) if isinstance(x, int) else f"{x:g}"
+
+
+def _range_text(m: dict) -> str:
+    lo = "-inf" if m["low"] is None else _num(m["low"])
+    hi = "inf" if m["high"] is None else _num(m["high"])
+    return f"{'(' if m['low_open'] or m['low'] is None else '['}{lo}, {hi}{')' if m['high_open'] or m['high'] is None else ']'}"
+
+
+def _flag(f: dataclasses.Field) -> str:
+    return (f.metadata.get("flags") or (f"--{f.name.replace('_', '-')}",))[0]
+
+
+def check_value(f: dataclasses.Field, v: Any, where: str = "") -> Any:
+    """``v`` checked against the field's type and bounds; returns it (ints given for floats
+    become floats). DIFError names the flag and the allowed range."""
+    name = f"{where}{_flag(f) if not where else f.name}"
+    kind = type(f.default)
+    m = f.metadata
+    if kind is bool:
+        if not isinstance(v, bool):
+            raise DIFError(f"{name} must be true or false, got {v!r}")
+        return v
+    if kind is str:
+        if not isinstance(v, str):
+            raise DIFError(f"{name} must be text, got {v!r}")
+        if m.get("choices") and v not in m["choices"]:
+            raise DIFError(f"{name} must be one of {', '.join(m['choices'])}, got {v!r}")
+        return v
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or (kind is int and not isinstance(v, int)):
+        raise DIFError(f"{name} must be a {'whole number' if kind is int else 'number'}, got {v!r}")
+    if not math.isfinite(v):
+        raise DIFError(f"{name} must be finite, got {v}")
+    lo, hi = m.get("low"), m.get("high")
+    if (lo is not None and (v < lo or (m["low_open"] and v == lo))) or \
+       (hi is not None and (v > hi or (m["high_open"] and v == hi))):
+        raise DIFError(f"{name} must be in {_range_text(m)}, got {_num(v)}")
+    return float(v) if kind is float else v
+
+
+def validate_fields(obj: Any, where: str = "") -> Any:
+    """Check every field of a config dataclass instance (types, finiteness, bounds)."""
+    for f in dataclasses.fields(obj):
+        if "help" in f.metadata:
+            setattr(obj, f.name, check_value(f, getattr(obj, f.name), where))
+    return obj
+
+
+def _parse_int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid whole number: {text!r}") from None
+
+
+def _parse_float(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid number: {text!r}") from None
+
+
+def add_config_arguments(parser: argparse.ArgumentParser, cls: type, defaults: Any = None,
+                         exclude: Sequence[str] = ()) -> None:
+    """Add one option per CLI field of ``cls`` (help, flags and aliases from its metadata)."""
+    defaults = defaults if defaults is not None else cls()
+    for f in dataclasses.fields(cls):
+        m = f.metadata
+        if not m.get("cli") or f.name in exclude:
+            continue
+        default = getattr(defaults, f.name)
+        flags = m["flags"] or (f"--{f.name.replace('_', '-')}",)
+        kw: dict[str, Any] = dict(dest=f.name, default=default, help=m["help"])
+        if isinstance(f.default, bool):
+            kw["action"] = "store_true"
+        else:
+            kw["type"] = {int: _parse_int, float: _parse_float, str: str}[type(f.default)]
+            if m.get("choices"):
+                kw["choices"] = list(m["choices"])
+        kw.update(m.get("argparse") or {})
+        if kw.get("nargs") == "?" and "const" not in kw:
+            kw["const"] = default
+        parser.add_argument(*flags, **kw)
+
+
+def config_from_args(cls: type, args: argparse.Namespace, **overrides: Any):
+    """An instance of ``cls`` from parsed options (fields without an option keep their default)."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    values = {k: v for k, v in vars(args).items() if k in names}
+    values.update(overrides)
+    return cls(**values)
 
 
 @dataclass
 class DIFConfig:
     """Hyper-parameters of a DIF fingerprint (defaults are the paper's, except ``augment``:
     2 perturbed copies per image held the clean accuracy and kept it under JPEG, shifts and crops
-    in our measurements; ``augment=0`` is the paper's exact recipe)."""
+    in our measurements; ``augment=0`` trains on the clean images only, like the paper)."""
 
-    epochs: int = 100
-    lr: float = 5e-4
-    batch_size: int = 64
-    train_size: int = 512          # images per class, drawn reproducibly
-    crop: int = 256                # square centre crop
-    alpha: float = 1.0             # residuals scaled by U[alpha, 1] (1 = off)
-    boost: bool = False            # the authors' booster loss on class-mean residuals
-    seed: int = 0
-    checkpoint_every: int = 5
-    margin: float = 0.01
-    in_channels: int = 16
-    out_channels: int = 3
-    width: int = 32
-    depth: int = 4
-    noise_scale: float = 0.1       # fixed input: noise_scale * U[0, 1)
-    noise_std: float = 0.03        # per-step jitter N(0, noise_std)
-    ema: float = 0.99
-    centre_steps: int = 20         # centres = mean of the last centre_steps training correlations
-    extractor: str = DEFAULT_EXTRACTOR
-    augment: int = 2               # extra randomly perturbed copies of each image (0 = the paper's recipe)
-    reencode: str = ""             # "jpeg:Q" or "png": applied to every image of both classes
-    calibrate: str = "none"        # "cv": out-of-fold centres (calibration.json)
-    folds: int = 5                 # folds for --calibrate cv
-    max_shift: int = 8             # shift-tolerant score: shifts searched in [-max_shift, max_shift]
+    epochs: int = opt(100, "training epochs", ("--epochs", "--e"), 1, 100_000)
+    lr: float = opt(5e-4, "AdamW learning rate", ("--lr",), 0, 10, low_open=True)
+    batch_size: int = opt(64, "batch size", ("--batch", "--bs"), 2, 65_536)
+    train_size: int = opt(512, "images per class, drawn reproducibly by --seed (all if fewer)",
+                          ("--train-size", "--tr"), 1, 10**9)
+    crop: int = opt(256, "centre crop size (multiple of 16)", ("--crop", "--cs"), 1, 8192)
+    alpha: float = opt(1.0, "residuals scaled by U[alpha, 1] (1 = off)", ("--alpha", "--a"), 0, 1)
+    boost: bool = opt(False, "add the authors' booster loss", ("--boost", "--b"))
+    seed: int = opt(0, "seed for the file draw, weights, noise and batches", ("--seed",), 0, SEED_MAX)
+    checkpoint_every: int = opt(5, "save chk_<epoch>.pt every F epochs (and the last)",
+                                ("--checkpoint-every", "--f"), 1, 100_000)
+    margin: float = opt(0.01, "contrastive loss margin", ("--margin",), 0, 10, low_open=True)
+    in_channels: int = opt(16, "U-Net input noise channels", cli=False, low=1, high=256)
+    out_channels: int = opt(3, "U-Net output channels", cli=False, low=1, high=3)
+    width: int = opt(32, "U-Net width (channels of the first level)", cli=False, low=1, high=1024)
+    depth: int = opt(4, "U-Net depth (levels)", cli=False, low=1, high=8)
+    noise_scale: float = opt(0.1, "fixed input: noise_scale * U[0, 1)", cli=False, low=0, high=100)
+    noise_std: float = opt(0.03, "per-step input jitter N(0, noise_std)", cli=False, low=0, high=100)
+    ema: float = opt(0.99, "EMA decay of the fingerprint", cli=False, low=0, high=1, high_open=True)
+    centre_steps: int = opt(20, "centres = mean of the last N training correlations", cli=False, low=1, high=10**7)
+    extractor: str = opt(DEFAULT_EXTRACTOR, "residual extractor spec", cli=False)
+    augment: int = opt(2, "add N randomly perturbed copies of each image (JPEG, resize, blur, shift, rotation); "
+                          "0 = clean images only (the paper)", ("--augment",), 0, 100, nargs="?", metavar="N")
+    reencode: str = opt("", "re-encode every image of both classes first (against format shortcuts); eval repeats it",
+                        ("--reencode",), metavar="jpeg:Q|png")
+    calibrate: str = opt("none", "cv: also estimate centres from out-of-fold scores (trains --folds extra fingerprints)",
+                         ("--calibrate",), choices=("none", "cv"))
+    folds: int = opt(5, "folds for --calibrate cv", ("--folds",), 2, 1000)
+    max_shift: int = opt(8, "shift search range of the shift-tolerant score", ("--max-shift",), 0, 4096)
 
     def validate(self) -> "DIFConfig":
-        """Raise DIFError for values that cannot work."""
-        checks = [
-            (self.epochs >= 1, f"epochs must be >= 1 (got {self.epochs})"),
-            (self.lr > 0, f"learning rate must be positive (got {self.lr})"),
-            (self.batch_size >= 2, f"batch size must be >= 2 (got {self.batch_size})"),
-            (self.train_size >= 1, f"train size must be >= 1 (got {self.train_size})"),
-            (0.0 <= self.alpha <= 1.0, f"alpha must be in [0, 1] (got {self.alpha})"),
-            (self.checkpoint_every >= 1, f"checkpoint frequency must be >= 1 (got {self.checkpoint_every})"),
-            (self.margin > 0, f"margin must be positive (got {self.margin})"),
-            (0.0 <= self.ema < 1.0, f"ema must be in [0, 1) (got {self.ema})"),
-            (self.depth >= 1 and self.width >= 1, "depth and width must be >= 1"),
-            (self.augment >= 0, f"augment must be >= 0 (got {self.augment})"),
-            (self.calibrate in ("none", "cv"), f"calibrate must be none or cv (got {self.calibrate})"),
-            (self.folds >= 2, f"folds must be >= 2 (got {self.folds})"),
-            (self.max_shift >= 0, f"max shift must be >= 0 (got {self.max_shift})"),
-        ]
+        """Raise DIFError for values that cannot work (types, finiteness, ranges, the crop grid)."""
+        validate_fields(self)
         multiple = 2**self.depth
-        checks.append((self.crop >= multiple and self.crop % multiple == 0,
-                       f"crop must be a positive multiple of {multiple} (got {self.crop})"))
-        for ok, msg in checks:
-            if not ok:
-                raise DIFError(msg)
+        if self.crop < multiple or self.crop % multiple:
+            raise DIFError(f"crop must be a positive multiple of {multiple} (got {self.crop})")
         return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True)
 
-    def save(self, folder: str | Path) -> Path:
-        return write_text_atomic(Path(folder) / CONFIG_NAME, self.to_json() + "\n")
+    def save(self, folder: str | Path, method: str = "dif") -> Path:
+        return write_text_atomic(Path(folder) / CONFIG_NAME, json.dumps(dict(asdict(self), method=method),
+                                                                       indent=2, sort_keys=True) + "\n")
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "DIFConfig":
+    def from_dict(cls, d: Any, where: str = "config") -> "DIFConfig":
+        """A checked config from a dict read from disk (unknown keys ignored, wrong types refused)."""
+        if not isinstance(d, dict):
+            raise DIFError(f"{where}: expected a JSON object, got {type(d).__name__}")
         names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
+        cfg = cls(**{k: v for k, v in d.items() if k in names})
+        validate_fields(cfg, where=f"{where}: ")
+        return cfg
 
     @classmethod
     def load(cls, folder: str | Path) -> "DIFConfig":
         path = Path(folder) / CONFIG_NAME
+        return cls.from_dict(read_json(path), where=shown(path))
+
+
+def read_json(path: str | Path) -> Any:
+    """A JSON file's content, or DIFError in one line."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError) as exc:
+        raise DIFError(f"cannot read {shown(path)}: {first_line(exc)}") from None
+
+
+def config_from_authors(h: dict[str, Any], where: str = "train_hypers.pt") -> DIFConfig:
+    """Map the authors' display-string hyper-parameter dict to a checked DIFConfig."""
+    def get(key: str, default: Any, conv):
+        v = h.get(key, default)
         try:
-            return cls.from_dict(json.loads(path.read_text(encoding="utf-8")))
-        except (OSError, ValueError, TypeError) as exc:
-            raise DIFError(f"cannot read {path}: {exc}") from None
+            if not isinstance(v, (int, float, str)):
+                raise TypeError
+            return conv(v)
+        except (TypeError, ValueError, OverflowError):
+            raise DIFError(f"{where}: '{key}' has an unusable value {v!r}") from None
 
-
-def config_from_authors(h: dict[str, Any]) -> DIFConfig:
-    """Map the authors' display-string hyper-parameter dict to a DIFConfig."""
     crop = h.get("Crop Size", 256)
-    if isinstance(crop, (tuple, list)):
-        crop = int(crop[0])
-    return DIFConfig(
-        epochs=int(h.get("Epochs", 100)), lr=float(h.get("LR", 5e-4)), batch_size=int(h.get("Batch Size", 64)),
-        train_size=int(h.get("Train Size", 512)), crop=int(crop), alpha=float(h.get("Alpha", 1.0)),
-        boost=bool(h.get("Boost", False)), checkpoint_every=int(h.get("Factor", 5)), margin=float(h.get("Margin", 0.01)),
-        in_channels=int(h.get("Inp. Channel", 16)), out_channels=int(h.get("Out. Channel", 3)),
-        width=int(h.get("Arch.", 32)), depth=int(h.get("Depth", 4)), noise_std=float(h.get("Noise STD", 0.03)),
-        extractor="unknown (authors' DnCNN)",
+    if isinstance(crop, (tuple, list)):  # theirs is (H, W)
+        if not crop:
+            raise DIFError(f"{where}: 'Crop Size' is empty")
+        h = dict(h, **{"Crop Size": crop[0]})
+    cfg = DIFConfig(
+        epochs=get("Epochs", 100, int), lr=get("LR", 5e-4, float), batch_size=get("Batch Size", 64, int),
+        train_size=get("Train Size", 512, int), crop=get("Crop Size", 256, int),
+        alpha=get("Alpha", 1.0, float), boost=get("Boost", False, bool), checkpoint_every=get("Factor", 5, int),
+        margin=get("Margin", 0.01, float), in_channels=get("Inp. Channel", 16, int),
+        out_channels=get("Out. Channel", 3, int), width=get("Arch.", 32, int), depth=get("Depth", 4, int),
+        noise_std=get("Noise STD", 0.03, float), extractor="unknown (authors' DnCNN)",
     )
+    validate_fields(cfg, where=f"{where}: ")
+    return cfg

@@ -1,17 +1,19 @@
 """Finding ``0_real`` / ``1_fake`` images, robust decoding, cropping and the residual cache."""
 from __future__ import annotations
 
+import functools
 import logging
+import os
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Optional, Sequence
+from typing import Callable, Iterator, Optional, Sequence
 
 import numpy as np
 import torch
 from PIL import Image, ImageFile
 
-from .errors import DIFError
+from .errors import DIFError, first_line, shown
 
 log = logging.getLogger(__name__)
 
@@ -19,22 +21,60 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
 REAL_DIR, FAKE_DIR = "0_real", "1_fake"
 MAX_PIXELS = 89_478_485  # PIL's own default limit; larger images are refused as decompression bombs
 
+Skipped = list[tuple[Path, str]]
+
 
 class ImageReadError(DIFError):
-    """An image that cannot be used (unreadable, truncated, too large, too small)."""
+    """An image that cannot be used (unreadable, truncated, too large, too small, not finite)."""
 
 
 def is_image_file(path: Path) -> bool:
-    """True when the file name has one of the supported extensions (any case)."""
-    return path.is_file() and path.suffix.lower() in IMAGE_EXTENSIONS
+    """True when the name has one of the supported extensions and it is a regular file (a FIFO
+    named x.png is never opened: reading it would block)."""
+    return path.suffix.lower() in IMAGE_EXTENSIONS and path.is_file()
 
 
-def list_images(folder: str | Path) -> list[Path]:
-    """All image files directly in ``folder`` (every supported format), sorted by name."""
+def scan_folder(folder: str | Path) -> tuple[list[Path], Skipped]:
+    """Image files directly in ``folder`` (every supported format), sorted by name, and every
+    other entry with the reason it is not used (other formats such as GIF, sub-folders named like
+    images, FIFOs). Hidden files (``.name``) and plain sub-folders are passed over silently."""
     folder = Path(folder)
     if not folder.is_dir():
-        raise DIFError(f"folder not found: {folder}")
-    return sorted((p for p in folder.iterdir() if is_image_file(p)), key=lambda p: p.name)
+        raise DIFError(f"folder not found: {shown(folder)}")
+    try:
+        entries = sorted(os.scandir(folder), key=lambda e: e.name)
+    except OSError as exc:
+        raise DIFError(f"cannot read folder {shown(folder)} ({first_line(exc)})") from None
+    images: list[Path] = []
+    skipped: Skipped = []
+    for e in entries:
+        p = Path(e.path)
+        if e.name.startswith("."):
+            continue
+        image_name = p.suffix.lower() in IMAGE_EXTENSIONS
+        try:
+            regular = e.is_file()
+            is_dir = e.is_dir()
+        except OSError:
+            regular = is_dir = False
+        if regular and image_name:
+            images.append(p)
+        elif image_name:
+            skipped.append((p, "not a regular file"))
+        elif regular:
+            skipped.append((p, f"unsupported file type ({p.suffix.lower() or 'no extension'})"))
+        elif not is_dir:
+            skipped.append((p, "not a regular file"))
+    return images, skipped
+
+
+def list_images(folder: str | Path, skipped: Optional[Skipped] = None) -> list[Path]:
+    """All image files directly in ``folder``, sorted by name; what is not used is appended to
+    ``skipped`` when given."""
+    images, other = scan_folder(folder)
+    if skipped is not None:
+        skipped.extend(other)
+    return images
 
 
 def _to_float_array(img: Image.Image) -> np.ndarray:
@@ -47,6 +87,8 @@ def _to_float_array(img: Image.Image) -> np.ndarray:
         return np.repeat(arr[..., None], 3, axis=2).astype(np.float32)
     if mode == "F":
         arr = np.asarray(img, dtype=np.float64)
+        if not np.isfinite(arr).all():
+            raise ImageReadError("holds NaN or infinite pixel values")
         top = 1.0 if arr.max() <= 1.0 else (255.0 if arr.max() <= 255.0 else 65535.0)
         arr = np.clip(arr / top, 0.0, 1.0)
         return np.repeat(arr[..., None], 3, axis=2).astype(np.float32)
@@ -71,42 +113,51 @@ def load_image(path: str | Path, max_pixels: int = MAX_PIXELS) -> torch.Tensor:
             with Image.open(path) as img:
                 w, h = img.size
                 if w * h > max_pixels:
-                    raise ImageReadError(f"{path}: {w}x{h} exceeds the {max_pixels} pixel limit (decompression bomb?)")
+                    raise ImageReadError(f"{shown(path)}: {w}x{h} exceeds the {max_pixels} pixel limit (decompression bomb?)")
                 img.load()
                 arr = _to_float_array(img)
-    except ImageReadError:
-        raise
+    except ImageReadError as exc:
+        msg = str(exc)
+        raise ImageReadError(msg if msg.startswith(shown(path)) else f"{shown(path)}: {msg}") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ImageReadError(f"{path}: refused as a decompression bomb ({exc})") from None
+        raise ImageReadError(f"{shown(path)}: refused as a decompression bomb ({first_line(exc)})") from None
     except Image.UnidentifiedImageError:
-        raise ImageReadError(f"{path}: cannot decode image (not an image, or an unsupported format)") from None
+        raise ImageReadError(f"{shown(path)}: cannot decode image (not an image, or an unsupported format)") from None
     except Exception as exc:  # PIL raises OSError, SyntaxError, ValueError, struct.error ...
-        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise ImageReadError(f"{path}: cannot decode image ({msg})") from None
+        raise ImageReadError(f"{shown(path)}: cannot decode image ({first_line(exc)})") from None
     return torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1)))
 
 
-def center_crop(img: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """Central ``size`` (h, w) crop of a C x H x W tensor; raises if the image is smaller.
+def crop_offsets(H: int, W: int, h: int, w: int) -> tuple[int, int]:
+    """Top-left corner of the central h x w window of an H x W array."""
+    return (H - h) // 2, (W - w) // 2
+
+
+def center_crop(img: torch.Tensor, size: tuple[int, int], allow_smaller: bool = False) -> torch.Tensor:
+    """Central ``size`` (h, w) crop of a ... x H x W tensor. An image smaller than the crop raises
+    ImageReadError, or with ``allow_smaller`` is cropped to at most ``size`` on each side.
 
     Images smaller than the crop are never padded: padding adds edges that a fingerprint can
     correlate with, so such images are skipped (with a warning) by the callers.
     """
-    h, w = size
     H, W = img.shape[-2:]
+    h, w = size
+    if allow_smaller:
+        h, w = min(h, H), min(w, W)
     if H < h or W < w:
         raise ImageReadError(f"image is {W}x{H}, smaller than the {w}x{h} crop")
-    top, left = (H - h) // 2, (W - w) // 2
+    top, left = crop_offsets(H, W, h, w)
     return img[..., top:top + h, left:left + w]
 
 
 @dataclass
 class LabelledSet:
-    """Image paths of one ``0_real`` / ``1_fake`` folder."""
+    """Image paths of one ``0_real`` / ``1_fake`` folder, and the entries that are not images."""
 
     root: Path
     real: list[Path]
     fake: list[Path]
+    skipped: Skipped = field(default_factory=list)
 
     @property
     def paths(self) -> list[Path]:
@@ -127,20 +178,21 @@ def find_labelled(root: str | Path) -> LabelledSet:
     """Images of ``root/0_real`` and ``root/1_fake``; clear errors when either is missing or empty."""
     root = Path(root)
     if not root.exists():
-        raise DIFError(f"data folder not found: {root}")
+        raise DIFError(f"data folder not found: {shown(root)}")
     if not root.is_dir():
-        raise DIFError(f"not a folder: {root}")
+        raise DIFError(f"not a folder: {shown(root)}")
     for sub in (REAL_DIR, FAKE_DIR):
         if not (root / sub).is_dir():
-            raise DIFError(f"{root} has no '{sub}' folder (expected {REAL_DIR}/ and {FAKE_DIR}/)")
+            raise DIFError(f"{shown(root)} has no '{sub}' folder (expected {REAL_DIR}/ and {FAKE_DIR}/)")
     found = {}
+    skipped: Skipped = []
     for sub in (REAL_DIR, FAKE_DIR):
         d = root / sub
-        imgs = list_images(d)
+        imgs = list_images(d, skipped)
         if not imgs:
-            raise DIFError(f"{d} holds no images ({', '.join(e[1:] for e in IMAGE_EXTENSIONS)})")
+            raise DIFError(f"{shown(d)} holds no images ({', '.join(e[1:] for e in IMAGE_EXTENSIONS)})")
         found[sub] = imgs
-    return LabelledSet(root, found[REAL_DIR], found[FAKE_DIR])
+    return LabelledSet(root, found[REAL_DIR], found[FAKE_DIR], skipped)
 
 
 def draw_subset(paths: Sequence[Path], n: Optional[int], seed: int) -> list[Path]:
@@ -153,14 +205,92 @@ def draw_subset(paths: Sequence[Path], n: Optional[int], seed: int) -> list[Path
     return [paths[i] for i in idx]
 
 
+Prepare = Callable[[torch.Tensor], torch.Tensor]
+
+
+class _DecodeSet(torch.utils.data.Dataset):
+    """Decodes image ``i``, applies ``transform`` (re-encoding, a perturbation), then each
+    ``prepare`` (a method's crop / resize); an unusable image comes back as its error message."""
+
+    def __init__(self, paths: Sequence[Path], transform: Optional[Prepare], prepares: Sequence[Prepare]) -> None:
+        self.paths, self.transform, self.prepares = list(paths), transform, list(prepares)
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int):
+        path = self.paths[i]
+        try:
+            img = load_image(path)
+            if self.transform is not None:
+                img = self.transform(img)
+            return i, [prep(img).contiguous() for prep in self.prepares], None
+        except (ImageReadError, OSError) as exc:
+            msg = str(exc)
+            return i, None, msg if shown(path) in msg else f"{shown(path)}: {msg}"
+
+
+def auto_workers(n_images: int, batch_size: int, workers: Optional[int] = None) -> int:
+    """Decoding processes: as asked, else up to 2 (never more than the cores) when there is more
+    than one batch to decode; 0 decodes in this process."""
+    if workers is not None:
+        return max(0, int(workers))
+    return min(2, os.cpu_count() or 1) if n_images > batch_size else 0
+
+
+def stream_images(paths: Sequence[Path], prepares: Sequence[Prepare], transform: Optional[Prepare] = None,
+                  batch_size: int = 8, workers: Optional[int] = None, skipped: Optional[Skipped] = None,
+                  progress: bool = False, desc: str = "Images") -> Iterator[tuple[list[int], list[list[torch.Tensor]]]]:
+    """Decode images in order, ``batch_size`` at a time, in ``workers`` processes (a DataLoader),
+    and yield (indices into ``paths``, one list of prepared tensors per ``prepare``). Only one
+    batch is held at a time, so memory does not grow with the number of images. Unusable images
+    are logged and appended to ``skipped``."""
+    from tqdm.auto import tqdm
+
+    ds = _DecodeSet(paths, transform, prepares)
+    if not len(ds):
+        return
+    n_workers = auto_workers(len(ds), batch_size, workers)
+    loader = torch.utils.data.DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=n_workers,
+                                         collate_fn=list, prefetch_factor=2 if n_workers else None)
+    bar = tqdm(total=len(ds), desc=desc, disable=not progress, leave=False, dynamic_ncols=True)
+    try:
+        for items in loader:
+            idx: list[int] = []
+            cols: list[list[torch.Tensor]] = [[] for _ in prepares]
+            for i, tensors, err in items:
+                if err is not None:
+                    log.warning("skipping %s", err)
+                    if skipped is not None:
+                        skipped.append((Path(ds.paths[i]), err))
+                    continue
+                idx.append(i)
+                for col, t in zip(cols, tensors):
+                    col.append(t)
+            bar.update(len(items))
+            if idx:
+                yield idx, cols
+    finally:
+        bar.close()
+
+
+def same_size_groups(tensors: Sequence[torch.Tensor]) -> list[tuple[list[int], torch.Tensor]]:
+    """Stack tensors of equal shape together: [(positions, stacked block)] in order of first
+    appearance (after a perturbation, images of one batch may differ in size)."""
+    groups: dict[tuple, list[int]] = {}
+    for j, t in enumerate(tensors):
+        groups.setdefault(tuple(t.shape), []).append(j)
+    return [(pos, torch.stack([tensors[j] for j in pos])) for pos in groups.values()]
+
+
 @dataclass
 class ResidualCache:
-    """Residuals of decoded, cropped images, computed once and kept for every epoch."""
+    """Residuals of decoded, cropped images, computed once and kept (training needs them all)."""
 
     paths: list[Path]
     labels: torch.Tensor  # (N,) long: 0 real, 1 fake, -1 unknown
     residuals: torch.Tensor | list[torch.Tensor]  # (N, 3, H, W); a list of blocks when sizes differ
-    skipped: list[tuple[Path, str]] = field(default_factory=list)
+    skipped: Skipped = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -177,64 +307,48 @@ def compute_residuals(
     progress: bool = False,
     desc: str = "Residuals",
     allow_smaller: bool = False,
+    workers: Optional[int] = 0,
 ) -> ResidualCache:
-    """Decode, (optionally transform,) centre-crop and run the frozen extractor on every
-    image, once.
+    """Decode, (optionally transform,) centre-crop and run the frozen extractor on every image,
+    once, keeping every residual (for training; evaluation streams scores instead).
 
-    Unreadable images and images smaller than the crop are skipped with a warning and listed
-    in ``skipped``; the caller decides whether what is left is enough. With ``allow_smaller``
-    (the robustness suite, where a perturbation may shrink an image) a smaller image is kept
-    whole up to the crop size, and ``residuals`` becomes a list of same-size blocks when the
-    sizes differ.
+    Unreadable images, images smaller than the crop and images whose residual is not finite are
+    skipped with a warning and listed in ``skipped``. With ``allow_smaller`` (a perturbation may
+    shrink an image) a smaller image is kept whole up to the crop size, and ``residuals`` becomes
+    a list of same-size blocks when the sizes differ.
     """
-    from tqdm.auto import tqdm
-
-    kept: list[Path] = []
-    kept_labels: list[int] = []
-    skipped: list[tuple[Path, str]] = []
+    labels = list(labels)
+    kept: list[int] = []
+    skipped: Skipped = []
     out: list[torch.Tensor] = []
-    batch: list[torch.Tensor] = []
-
-    def flush() -> None:
-        if batch:
-            if len({tuple(b.shape) for b in batch}) > 1:  # sizes differ: one block per image
-                for b in batch:
-                    with torch.no_grad():
-                        out.append(extractor(b.unsqueeze(0).to(device)).float().cpu())
-                batch.clear()
-                return
-            x = torch.stack(batch).to(device)
+    prepare = functools.partial(center_crop, size=crop, allow_smaller=allow_smaller)
+    for idx, (imgs,) in stream_images(paths, [prepare], transform, batch_size, workers, skipped, progress, desc):
+        for pos, block in same_size_groups(imgs):
             with torch.no_grad():
-                out.append(extractor(x).float().cpu())
-            batch.clear()
-
-    for path, label in tqdm(list(zip(paths, labels)), desc=desc, disable=not progress, leave=False):
-        try:
-            img = load_image(path)
-            if transform is not None:
-                img = transform(img)
-            if allow_smaller:
-                img = center_crop(img, (min(crop[0], img.shape[-2]), min(crop[1], img.shape[-1])))
-            else:
-                img = center_crop(img, crop)
-        except (ImageReadError, OSError) as exc:
-            msg = str(exc)
-            log.warning("skipping %s", msg if str(path) in msg else f"{path}: {msg}")
-            skipped.append((Path(path), msg))
-            continue
-        batch.append(img.contiguous())
-        kept.append(Path(path))
-        kept_labels.append(int(label))
-        if len(batch) >= batch_size:
-            flush()
-    flush()
+                res = extractor(block.to(device)).float().cpu()
+            finite = torch.isfinite(res.flatten(1)).all(dim=1)
+            for j, ok in zip(pos, finite.tolist()):
+                if not ok:
+                    msg = f"{shown(paths[idx[j]])}: residual holds NaN or infinite values"
+                    log.warning("skipping %s", msg)
+                    skipped.append((Path(paths[idx[j]]), msg))
+            keep = [j for j, ok in zip(pos, finite.tolist()) if ok]
+            if keep:
+                out.append(res[[pos.index(j) for j in keep]])
+                kept.extend(idx[j] for j in keep)
     if not out:
-        res: torch.Tensor | list[torch.Tensor] = torch.empty(0, 3, *crop)
+        res_all: torch.Tensor | list[torch.Tensor] = torch.empty(0, 3, *crop)
     elif len({tuple(o.shape[1:]) for o in out}) == 1:
-        res = torch.cat(out)
+        res_all = torch.cat(out)
     else:
-        res = out
-    return ResidualCache(kept, torch.tensor(kept_labels, dtype=torch.long), res, skipped)
+        res_all = out
+    # blocks were appended per size group: restore the order of ``paths`` for a single tensor
+    order = sorted(range(len(kept)), key=lambda k: kept[k])
+    if isinstance(res_all, torch.Tensor) and order != list(range(len(kept))):
+        res_all = res_all[order]
+    kept_sorted = [kept[k] for k in order] if isinstance(res_all, torch.Tensor) else kept
+    return ResidualCache([Path(paths[i]) for i in kept_sorted], torch.tensor([int(labels[i]) for i in kept_sorted],
+                                                                              dtype=torch.long), res_all, skipped)
 
 
 @dataclass

@@ -13,7 +13,9 @@ from typing import Sequence, Union
 import numpy as np
 import torch
 
+from .data import center_crop
 from .fingerprint import centres, nearest_centre, pearson
+from .metrics import binary_metrics
 from .spectrum import circular_ncc, shift_window
 
 SCORES = ("corr", "shift")
@@ -22,14 +24,9 @@ Residuals = Union[torch.Tensor, Sequence[torch.Tensor]]
 
 def crop_to(fp: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """Central crop of a 1 x C x H x W fingerprint to ``size`` (scoring smaller residuals)."""
-    h, w = size
-    H, W = fp.shape[-2:]
-    if (h, w) == (H, W):
+    if tuple(size) == tuple(fp.shape[-2:]):
         return fp
-    if h > H or w > W:
-        raise ValueError(f"residual {h}x{w} is larger than the fingerprint {H}x{W}")
-    top, left = (H - h) // 2, (W - w) // 2
-    return fp[..., top:top + h, left:left + w]
+    return center_crop(fp, size)
 
 
 @dataclass
@@ -101,6 +98,14 @@ class Detector:
         """Score signed so that larger means more likely fake (for AP / AUC)."""
         return self.sign * np.asarray(corr, dtype=np.float64)
 
+    @property
+    def oriented_threshold(self) -> float:
+        """The threshold in oriented units: ``oriented(c) > oriented_threshold`` is exactly the
+        nearest-centre rule (no image is called fake when the centres coincide)."""
+        if self.mu_fake == self.mu_real:
+            return float("inf")
+        return self.sign * self.threshold
+
 
 def class_centres(scores: Sequence[float], labels: Sequence[int]) -> tuple[float, float]:
     """Mean real and mean fake score (calibration from scored images)."""
@@ -111,26 +116,8 @@ def class_centres(scores: Sequence[float], labels: Sequence[int]) -> tuple[float
 
 
 def detection_metrics(corr: Sequence[float], labels: Sequence[int], detector: Detector) -> dict:
-    """Accuracy per class, balanced accuracy, AP and ROC AUC of the oriented score."""
-    from sklearn.metrics import average_precision_score, roc_auc_score
-
-    corr = np.asarray(corr, dtype=np.float64)
-    labels = np.asarray(labels, dtype=np.int64)
-    pred = detector.predict(corr)
-    real, fake = labels == 0, labels == 1
-    real_acc = float((pred[real] == 0).mean()) if real.any() else float("nan")
-    fake_acc = float((pred[fake] == 1).mean()) if fake.any() else float("nan")
-    both = real.any() and fake.any()
-    score = detector.oriented(corr)
-    return {
-        "accuracy": float(np.nanmean([real_acc, fake_acc])),
-        "real_accuracy": real_acc,
-        "fake_accuracy": fake_acc,
-        "ap": float(average_precision_score(labels, score)) if both else None,
-        "auc": float(roc_auc_score(labels, score)) if both else None,
-        "n_real": int(real.sum()),
-        "n_fake": int(fake.sum()),
-        "threshold": detector.threshold,
-        "mu_real": detector.mu_real,
-        "mu_fake": detector.mu_fake,
-    }
+    """Accuracy per class, balanced accuracy, AP and ROC AUC of the oriented score, with the
+    centres and the threshold in correlation units."""
+    m = binary_metrics(detector.oriented(corr), labels, detector.oriented_threshold)
+    m.update(threshold=detector.threshold, mu_real=detector.mu_real, mu_fake=detector.mu_fake)
+    return m

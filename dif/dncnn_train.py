@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 
 from .data import ImageReadError, center_crop, list_images, load_image
-from .denoiser import DnCNN, DnCNNExtractor, load_dncnn, save_dncnn
+from .extractors import DnCNN, DnCNNExtractor, load_dncnn, save_dncnn
 from .errors import DIFError
 
 log = logging.getLogger(__name__)
@@ -276,7 +276,7 @@ def _card(path: Path, cfg: DnCNNTrainConfig, sources: list[str], n_photos: int, 
     rows = "\n".join(f"| {s} | {q['noisy']:.2f} dB | {q['denoised']:.2f} dB |" for s, q in quality.items())
     return f"""# DnCNN residual extractor: model card
 
-- file: `{path.name}` (load with `dif.denoiser.load_dncnn`, or `--denoiser dncnn:{path}`)
+- file: `{path.name}` (load with `dif.extractors.load_dncnn`, or `--denoiser dncnn:{path}`)
 - made by: `python -m dif.dncnn_train {command}`
 - layout: {cfg.layers} layers, {cfg.features} features, 3 channels, no bias, BatchNorm, residual output
 - training data ({n_photos} photos): {', '.join(sources)}

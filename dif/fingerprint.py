@@ -22,8 +22,8 @@ def pearson(fingerprint: torch.Tensor, residuals: torch.Tensor, eps: float = 1e-
     """Pearson correlation of one fingerprint (1 x C x H x W or C x H x W) with each residual
     (N x C x H x W), over all of C, H and W. Returns a tensor of shape (N,).
 
-    (The authors' code divides by the unbiased std, which scales every value by (n-1)/n, a
-    relative change of 1.5e-6 at 3 x 256 x 256; we compute the exact coefficient.)
+    (The authors' code divides by the unbiased std, which scales every value by (n-1)/n; we
+    compute the exact coefficient.)
     """
     f = fingerprint.reshape(1, -1)
     r = residuals.reshape(residuals.shape[0], -1)
@@ -176,6 +176,10 @@ def train_fingerprint(
             state.loss.append(float(loss.detach()))
             state.train_real.append(_nanmean(c[~is_fake]))
             state.train_fake.append(_nanmean(c[is_fake]))
+        if not (torch.isfinite(ema).all() and math.isfinite(state.loss[-1])):
+            from .errors import DIFError
+            raise DIFError(f"training diverged at epoch {epoch} (NaN or infinite loss or fingerprint; nothing saved "
+                           f"for it): try a smaller --lr")
         state.fingerprint = ema.detach().cpu()
         state.epoch = epoch
         k = 10

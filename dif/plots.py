@@ -84,21 +84,23 @@ def save_training_png(loss: Sequence[float], real: Sequence[float], fake: Sequen
     return _save(fig, path)
 
 
-def save_histogram_png(corr: np.ndarray, labels: np.ndarray, mu_real: float, mu_fake: float,
-                       path: str | Path, title: str = "Correlation with the fingerprint") -> Path:
-    """Histogram of the correlations per class with both centres and the threshold."""
+def save_histogram_png(scores: np.ndarray, labels: np.ndarray, marks: dict[str, float], path: str | Path,
+                       title: str = "Correlation with the fingerprint", xlabel: str = "Pearson correlation") -> Path:
+    """Histogram of the scores per class, with vertical lines at ``marks`` (centres, threshold)."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    corr, labels = np.asarray(corr), np.asarray(labels)
-    bins = np.histogram_bin_edges(corr, bins=min(50, max(10, len(corr) // 2)))
+    scores, labels = np.asarray(scores), np.asarray(labels)
+    bins = np.histogram_bin_edges(scores, bins=min(50, max(10, len(scores) // 2)))
     for lab, name, c in ((0, "real", "tab:blue"), (1, "fake", "tab:red")):
-        sel = corr[labels == lab]
+        sel = scores[labels == lab]
         if sel.size:
             ax.hist(sel, bins=bins, alpha=0.55, color=c, label=f"{name} (n={sel.size})")
-    ax.axvline(mu_real, color="tab:blue", ls="--", label=f"real centre {mu_real:.4f}")
-    ax.axvline(mu_fake, color="tab:red", ls="--", label=f"fake centre {mu_fake:.4f}")
-    ax.axvline(0.5 * (mu_real + mu_fake), color="k", ls=":", label="threshold")
-    ax.set_xlabel("Pearson correlation")
+    for name, v in marks.items():
+        if v is None or not np.isfinite(v):
+            continue
+        colour, style = ("tab:blue", "--") if "real" in name else ("tab:red", "--") if "fake" in name else ("k", ":")
+        ax.axvline(v, color=colour, ls=style, label=f"{name} {v:.4g}")
+    ax.set_xlabel(xlabel)
     ax.set_ylabel("images")
     ax.set_title(title)
     ax.legend(fontsize=8)

@@ -48,7 +48,7 @@ def main() -> int:
     from dif import plots
     from dif.checkpoint import load_fingerprint_dir
     from dif.cli import run_main
-    from dif.denoiser import build_extractor
+    from dif.extractors import build_extractor
     from dif.errors import DIFError
 
     # check the inputs before minutes of work (and before any figure is replaced)

@@ -146,7 +146,7 @@ def _bad_train_cases(tmp_path, tiny_data):
         ([str(corrupt), str(tmp_path / "o4"), "--crop", "16"], "no usable"),
         ([str(tiny_data), str(tmp_path / "o5"), "--crop", "128"], "no usable"),
         ([str(tiny_data), str(tmp_path / "o6"), "--crop", "60"], "multiple of 16"),
-        ([str(tiny_data), str(tmp_path / "o7"), "--batch", "1"], "batch size"),
+        ([str(tiny_data), str(tmp_path / "o7"), "--batch", "1"], "--batch"),
         ([str(tiny_data), str(tmp_path / "o8"), "--epochs", "0"], "epochs"),
         ([str(tiny_data), str(tmp_path / "o9"), "--denoiser", "magic"], "unknown denoiser"),
         ([str(tiny_data), str(a_file)], "not a folder"),
@@ -245,8 +245,8 @@ def test_official_sd14_fingerprint_evaluates(shared_data, scripts, tmp_path, cap
     assert m["auc"] > 0.9  # decimated wavelet residual + the authors' SD1.4 fingerprint (measured 0.98)
     capsys.readouterr()
     assert run_main(scripts.eval.main, args[:-2] + ["--centres", "paper"]) == 0  # the default extractor
-    out = capsys.readouterr().out
-    assert "records no residual extractor" in out and "scoring with dncnn" in out
+    err = capsys.readouterr().err
+    assert "records no residual extractor" in err and "scoring with dncnn" in err
     assert json.loads(j.read_text())["auc"] > 0.9  # the shipped DnCNN (measured 1.00)
 
 
@@ -340,7 +340,7 @@ def test_eval_refuses_to_mix_extractors_unless_told(trained, tiny_data, scripts,
     assert "mixes residual extractors" in line and "--allow-mixed-extractor" in line
     assert run_main(scripts.eval.main, [str(trained), str(tiny_data), "--quiet", "--denoiser", "wavelet",
                                         "--allow-mixed-extractor"]) == 0
-    assert "scoring with wavelet" in capsys.readouterr().out
+    assert "scoring with wavelet" in capsys.readouterr().err
     # the same extractor spelled differently is not a mix
     assert run_main(scripts.eval.main, [str(trained), str(tiny_data), "--quiet", "--denoiser", "highpass:1.0"]) == 0
-    assert "warning" not in capsys.readouterr().out
+    assert "WARNING" not in capsys.readouterr().err

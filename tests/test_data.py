@@ -5,7 +5,7 @@ from PIL import Image
 
 from dif.data import (ImageReadError, center_crop, compute_residuals, draw_subset, find_labelled, list_images,
                       load_image)
-from dif.denoiser import HighPassExtractor
+from dif.extractors import HighPassExtractor
 from dif.errors import DIFError
 
 

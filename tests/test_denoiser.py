@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from dif.denoiser import (DnCNN, DnCNNExtractor, HighPassExtractor, WaveletExtractor, build_extractor, load_dncnn,
+from dif.extractors import (DnCNN, DnCNNExtractor, HighPassExtractor, WaveletExtractor, build_extractor, load_dncnn,
                           save_dncnn)
 from dif.errors import DIFError
 
@@ -57,7 +57,7 @@ def test_bad_weights_files(tmp_path):
     with pytest.raises(DIFError, match="not found"):
         load_dncnn(tmp_path / "missing.pt")
     (tmp_path / "junk.pt").write_bytes(b"junk")
-    with pytest.raises(DIFError, match="cannot read"):
+    with pytest.raises(DIFError, match="not a readable"):
         load_dncnn(tmp_path / "junk.pt")
     torch.save({"a": torch.zeros(1)}, tmp_path / "other.pt")
     with pytest.raises(DIFError, match="not a DIF DnCNN"):
@@ -83,7 +83,8 @@ def test_build_extractor_specs():
     assert build_extractor("wavelet-dwt").spec == "wavelet-dwt:5"
     assert build_extractor("highpass:2").spec == "highpass:2"
     for bad, msg in (("nope", "unknown denoiser"), ("dncnn:/no/such/weights.pt", "not found"),
-                     ("highpass:x", "bad highpass"), ("highpass:-1", "positive")):
+                     ("highpass:x", "bad highpass"), ("highpass:-1", "bad highpass sigma"), ("highpass:inf", "bad highpass sigma"),
+                     ("highpass:1e12", r"\(0, 64\]"), ("wavelet:nan", "bad wavelet sigma")):
         with pytest.raises(DIFError, match=msg):
             build_extractor(bad)
 
@@ -150,7 +151,7 @@ def _authors_style_file(path, evil_marker=None):
 def test_authors_checkpoint_loader_extracts_weights_without_running_code(tmp_path):
     import numpy as np
 
-    from dif.denoiser import load_authors_dncnn
+    from dif.extractors import load_authors_dncnn
 
     want = _authors_style_file(tmp_path / "chk_2000.pt", evil_marker=tmp_path / "pwned")
     net = load_authors_dncnn(tmp_path / "chk_2000.pt")
@@ -174,7 +175,8 @@ def test_authors_checkpoint_loader_extracts_weights_without_running_code(tmp_pat
 
 
 def test_same_extractor_compares_what_makes_the_residual(tmp_path, monkeypatch):
-    from dif import denoiser as d
+    import dif.extractors as d
+    from dif.extractors import dncnn as dmod
 
     assert d.same_extractor("wavelet", "wavelet:5") and d.same_extractor("highpass", "highpass:1.0")
     assert not d.same_extractor("wavelet", "wavelet-dwt") and not d.same_extractor("highpass:1", "highpass:2")
@@ -185,16 +187,17 @@ def test_same_extractor_compares_what_makes_the_residual(tmp_path, monkeypatch):
     d.save_dncnn(tmp_path / "c.pt", d.DnCNN(layers=3, features=4))
     assert d.same_extractor(f"dncnn:{tmp_path / 'a.pt'}", f"dncnn:{tmp_path / 'b.pt'}")  # same bytes, other path
     assert not d.same_extractor(f"dncnn:{tmp_path / 'a.pt'}", f"dncnn:{tmp_path / 'c.pt'}")
-    monkeypatch.setattr(d, "SHIPPED_DNCNN", tmp_path / "a.pt")
+    monkeypatch.setattr(dmod, "SHIPPED_DNCNN", tmp_path / "a.pt")
     assert d.same_extractor("dncnn", f"dncnn:{tmp_path / 'b.pt'}")
     assert d.build_extractor("dncnn").spec == "dncnn"
 
 
 def test_missing_shipped_weights_say_what_to_do(tmp_path, monkeypatch):
-    from dif import denoiser as d
+    import dif.extractors as d
+    from dif.extractors import dncnn as dmod
 
-    monkeypatch.setattr(d, "SHIPPED_DNCNN", tmp_path / "none.pt")
-    with pytest.raises(d.DIFError, match="dif.dncnn_train"):
+    monkeypatch.setattr(dmod, "SHIPPED_DNCNN", tmp_path / "none.pt")
+    with pytest.raises(DIFError, match="dif.dncnn_train"):
         d.build_extractor("dncnn")
 
 
@@ -202,7 +205,7 @@ def test_delta_start_trains_a_deep_dncnn_off_the_plateau():
     """A plain 17-layer stack with He init predicts ~zero for hundreds of steps; the near-identity
     start must learn to denoise within a few steps (relative MSE well below 1)."""
     import numpy as np
-    from dif.denoiser import DnCNN
+    from dif.extractors import DnCNN
     from dif.dncnn_train import DnCNNTrainConfig, sample_batch
 
     g = torch.Generator().manual_seed(0)
@@ -229,7 +232,8 @@ def test_shipped_dncnn_weights(shared_data):
     """The DnCNN in checks/denoiser/: safe to load, the authors' layout, a mean residual at 256,
     deterministic float32 residuals, and it really denoises a held-out LIVE1 photo."""
     import numpy as np
-    from dif import denoiser as d
+    import dif.extractors as d
+    from dif.extractors import dncnn as dmod
     from dif.data import center_crop, list_images, load_image
 
     raw = torch.load(d.SHIPPED_DNCNN, weights_only=True)

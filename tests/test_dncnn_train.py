@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from dif.cli import run_main
-from dif.denoiser import load_dncnn
+from dif.extractors import load_dncnn
 from dif.dncnn_train import DnCNNTrainConfig, main, sample_batch
 from conftest import make_dataset, write_png
 
@@ -41,7 +41,7 @@ def test_train_command_writes_weights_card_and_mean(tmp_path, capsys):
 def test_each_denoiser_end_to_end(tmp_path, spec, scripts):
     data = make_dataset(tmp_path / "d", n=3, size=48)
     if spec == "dncnn:PATH":
-        from dif.denoiser import DnCNN, save_dncnn
+        from dif.extractors import DnCNN, save_dncnn
 
         torch.manual_seed(0)
         save_dncnn(tmp_path / "w.pt", DnCNN(layers=3, features=8), torch.zeros(3, 32, 32))
@@ -89,7 +89,7 @@ def test_colour_share_and_tint():
 
 
 def test_weight_average_tracks_the_mean_and_is_saved():
-    from dif.denoiser import DnCNN
+    from dif.extractors import DnCNN
     from dif.dncnn_train import WeightAverage
 
     torch.manual_seed(0)
@@ -109,7 +109,7 @@ def test_weight_average_tracks_the_mean_and_is_saved():
 
 
 def test_init_from_weights_and_layout_mismatch(tmp_path, capsys):
-    from dif.denoiser import DnCNN, save_dncnn
+    from dif.extractors import DnCNN, save_dncnn
 
     for i in range(2):
         write_png(tmp_path / "photos" / f"{i}.png", np.random.default_rng(i).uniform(0.2, 0.8, (48, 48, 3)))

@@ -2,15 +2,16 @@ import numpy as np
 import pytest
 import torch
 
-from dif.calibration import choose_centres, out_of_fold_scores, stratified_folds
-from dif.checkpoint import LoadedFingerprint
+from dif.calibration import choose_centres, out_of_fold_scores
+from dif.evaluate import cross_detection, stratified_folds
 from dif.config import DIFConfig
 from dif.detect import Detector
 from dif.errors import DIFError
 from dif.fingerprint import TrainState, pearson
-from dif.lineage import cross_detection, find_generators, fingerprint_similarity
+from dif.lineage import find_generators, fingerprint_similarity
+from dif.methods.dif import DIFMethod
 from dif.spectrum import circular_ncc, shift_window
-from conftest import make_dataset
+from conftest import make_dataset, periodic_pattern
 
 
 def test_fft_cross_correlation_equals_brute_force_shift_search():
@@ -77,21 +78,22 @@ def test_out_of_fold_scores_and_centre_choice():
 
 
 def test_cross_detection_matrix_on_tiny_data(tmp_path):
+    """The matching fingerprint (the fakes' period-4 pattern) detects both generators; a random
+    one does not; both share one residual pass (same extractor)."""
     root = tmp_path / "gens"
-    make_dataset(root / "a", n=4, size=48, seed=1)
-    make_dataset(root / "b", n=4, size=48, seed=2)
+    make_dataset(root / "a", n=6, size=48, seed=1)
+    make_dataset(root / "b", n=6, size=48, seed=2)
     (root / "notes").mkdir()
     gens = find_generators(root)
     assert list(gens) == ["a", "b"]
-    fp_pattern = torch.from_numpy(np.tile(np.array([[1.0, -1.0], [-1.0, 1.0]]), (16, 16))).float()
-    fp = fp_pattern.expand(1, 3, 32, 32).clone()
-    fps = {"pattern": LoadedFingerprint(tmp_path / "x.pt", TrainState(fp, [0.0], [0.05], [0.0]), None, None),
-           "noise": LoadedFingerprint(tmp_path / "y.pt", TrainState(torch.randn(1, 3, 32, 32), [0.0], [0.05], [0.0]),
-                                      "highpass:1", None)}
-    res = cross_detection(fps, gens, lambda n, f: Detector.from_state(f.state),
-                          lambda n, f: f.extractor or "highpass:1")
+    fp = torch.from_numpy(periodic_pattern(32, 32).transpose(2, 0, 1)).float().unsqueeze(0)
+    methods = {"pattern": DIFMethod.from_state(TrainState(fp, [0.0], [0.05], [0.0]), "highpass:1"),
+               "noise": DIFMethod.from_state(TrainState(torch.randn(1, 3, 32, 32, generator=torch.Generator().manual_seed(0)),
+                                                        [0.0], [0.05], [0.0]), "highpass:1")}
+    res = cross_detection(methods, gens, ["clean", "jpeg90"])["clean"]
     assert res.accuracy.shape == (2, 2) and res.auc.shape == (2, 2)
-    assert np.isfinite(res.accuracy).all()
+    assert (res.auc[0] == 1.0).all() and (res.accuracy[0] >= 0.9).all(), res.accuracy
+    assert (res.auc[1] < 0.9).all(), res.auc
     assert len(res.rows) == 4 and res.extractors == {"pattern": "highpass:1", "noise": "highpass:1"}
     js = res.to_json()
     assert js["fingerprints"] == ["pattern", "noise"] and len(js["auc"][0]) == 2

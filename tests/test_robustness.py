@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from dif.data import training_residuals
-from dif.denoiser import HighPassExtractor
+from dif.extractors import HighPassExtractor
 from dif.errors import DIFError
 from dif.robustness import (STANDARD, get_perturbation, jpeg, parse_perturbations, parse_reencode,
                             random_augmentation, shift)

@@ -1,0 +1,219 @@
+"""Evaluation pipelines any script composes, for any registered method: labelled evaluation,
+unlabelled scoring, the robustness suite, cross-detection, and the one fold splitter.
+
+Images are streamed (decoded in DataLoader workers, a batch at a time) and only per-image scores
+are kept, so memory does not grow with the number of images.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Hashable, Mapping, Optional, Sequence
+
+import numpy as np
+import torch
+
+from .data import LabelledSet, Skipped, find_labelled, same_size_groups, stream_images
+from .errors import DIFError, shown
+from .methods.base import Method
+from .metrics import binary_metrics, predictions
+from .robustness import compose, get_perturbation
+
+log = logging.getLogger(__name__)
+
+
+# ----------------------------------------------------------------------------- folds
+
+def stratified_folds(labels: Sequence[int], k: int, seed: int) -> list[np.ndarray]:
+    """Indices of ``k`` folds, each class spread evenly, shuffled reproducibly."""
+    labels = np.asarray(labels)
+    if k < 2:
+        raise DIFError(f"folds must be >= 2 (got {k})")
+    rng = np.random.default_rng(seed)
+    folds: list[list[int]] = [[] for _ in range(k)]
+    for c in np.unique(labels):
+        idx = rng.permutation(np.flatnonzero(labels == c))
+        for j, i in enumerate(idx):
+            folds[j % k].append(int(i))
+    return [np.sort(np.array(f, dtype=np.int64)) for f in folds]
+
+
+def holdout_split(labels: Sequence[int], train_per_class: int, seed: int) -> np.ndarray:
+    """Test indices of one split that keeps ``train_per_class`` images of each class for
+    training (drawn reproducibly); DIFError when a class would have no test image."""
+    labels = np.asarray(labels)
+    rng = np.random.default_rng(seed)
+    test = []
+    for c in np.unique(labels):
+        idx = rng.permutation(np.flatnonzero(labels == c))
+        if len(idx) <= train_per_class:
+            raise DIFError(f"class {c} has {len(idx)} images: none left for testing after {train_per_class} for training")
+        test.append(idx[train_per_class:])
+    return np.sort(np.concatenate(test))
+
+
+# ----------------------------------------------------------------------------- streaming scores
+
+@dataclass
+class Scored:
+    """Per-image scores of one pass over some images (larger = more likely generated)."""
+
+    paths: list[Path]
+    labels: np.ndarray                  # 0 real, 1 fake, -1 unknown
+    scores: dict[str, np.ndarray]       # method name -> scores, aligned with ``paths``
+    skipped: Skipped = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+
+def score_images(methods: Mapping[str, Method], paths: Sequence[Path], labels: Sequence[int],
+                 transform: Optional[Callable[[torch.Tensor], torch.Tensor]] = None, allow_smaller: bool = False,
+                 batch_size: int = 8, workers: Optional[int] = None, progress: bool = False,
+                 desc: str = "Scoring") -> Scored:
+    """Score images with several methods in one streamed pass: each image is decoded once,
+    prepared once per distinct ``prepare_key`` and turned into features once per distinct
+    ``feature_key``. An image whose features or scores are not finite is skipped (a score is
+    never NaN)."""
+    names = list(methods)
+    prep_keys: dict[Hashable, int] = {}
+    prepares = []
+    groups: dict[tuple, list[str]] = {}
+    for n in names:
+        pk = methods[n].prepare_key(allow_smaller)
+        if pk not in prep_keys:
+            prep_keys[pk] = len(prepares)
+            prepares.append(methods[n].prepare(allow_smaller))
+        groups.setdefault((pk, methods[n].feature_key()), []).append(n)
+    labels = list(labels)
+    kept: list[int] = []
+    out: dict[str, list[np.ndarray]] = {n: [] for n in names}
+    skipped: Skipped = []
+    for idx, cols in stream_images(paths, prepares, transform, batch_size, workers, skipped, progress, desc):
+        batch = {n: np.full(len(idx), np.nan) for n in names}
+        for (pk, _), members in groups.items():
+            for pos, block in same_size_groups(cols[prep_keys[pk]]):
+                feats = methods[members[0]].features(block)
+                for n in members:
+                    batch[n][pos] = methods[n].score_features(feats)
+        ok = np.logical_and.reduce([np.isfinite(batch[n]) for n in names])
+        for j in np.flatnonzero(~ok):
+            msg = f"{shown(paths[idx[j]])}: score is not finite (NaN or infinite residual)"
+            log.warning("skipping %s", msg)
+            skipped.append((Path(paths[idx[j]]), msg))
+        kept.extend(i for i, good in zip(idx, ok) if good)
+        for n in names:
+            out[n].append(batch[n][ok])
+    return Scored([Path(paths[i]) for i in kept], np.array([labels[i] for i in kept], dtype=np.int64),
+                  {n: np.concatenate(v) if v else np.empty(0) for n, v in out.items()}, skipped)
+
+
+# ----------------------------------------------------------------------------- pipelines
+
+@dataclass
+class Evaluation:
+    """One condition (clean or a perturbation) of a labelled evaluation."""
+
+    scored: Scored
+    metrics: dict
+
+
+def _method_metrics(method: Method, scores: np.ndarray, labels: np.ndarray, skipped: int) -> dict:
+    m = binary_metrics(scores, labels, method.threshold)
+    m.update(method.metric_fields())
+    m["skipped"] = skipped
+    return m
+
+
+def evaluate_labelled(method: Method, data: LabelledSet, perturbations: Sequence[str] = (), batch_size: int = 8,
+                      workers: Optional[int] = None, progress: bool = False,
+                      name: str = "method") -> dict[str, Evaluation]:
+    """Accuracy per class, AP and AUC of ``method`` on a labelled set, clean and under each
+    perturbation (``run_robustness``); one streamed pass per condition."""
+    base, _ = method.input_transform()
+    conditions = ["clean"] + [p for p in perturbations if p != "clean"]
+    out: dict[str, Evaluation] = {}
+    for cond in conditions:
+        pert = None if cond == "clean" else get_perturbation(cond)
+        scored = score_images({name: method}, data.paths, data.labels, compose(base, pert), allow_smaller=pert is not None,
+                              batch_size=batch_size, workers=workers, progress=progress,
+                              desc="Scoring" if cond == "clean" else cond)
+        if len(scored) == 0:
+            raise DIFError(f"no usable images ({method.input_requirement()})")
+        present = set(scored.labels.tolist())
+        if present != {0, 1}:
+            raise DIFError("no usable " + ("real" if 0 not in present else "fake") + " images left to evaluate")
+        skipped = len(scored.skipped) + len(data.skipped)
+        out[cond] = Evaluation(scored, _method_metrics(method, scored.scores[name], scored.labels, skipped))
+    return out
+
+
+def run_robustness(method: Method, data: LabelledSet, perturbations: Sequence[str], **kw) -> dict[str, Evaluation]:
+    """The robustness suite: ``evaluate_labelled`` under each named perturbation (and clean)."""
+    return evaluate_labelled(method, data, perturbations, **kw)
+
+
+def score_unlabelled(method: Method, paths: Sequence[Path], batch_size: int = 8, workers: Optional[int] = None,
+                     progress: bool = False, name: str = "method") -> tuple[Scored, np.ndarray]:
+    """Scores and verdicts (1 generated) of unlabelled images."""
+    base, _ = method.input_transform()
+    scored = score_images({name: method}, paths, [-1] * len(paths), base, batch_size=batch_size, workers=workers,
+                          progress=progress)
+    if len(scored) == 0:
+        raise DIFError(f"no usable images ({method.input_requirement()})")
+    return scored, predictions(scored.scores[name], method.threshold)
+
+
+@dataclass
+class CrossResult:
+    """Every method (rows) on every generator (columns) under one condition."""
+
+    fingerprints: list[str]
+    generators: list[str]
+    accuracy: np.ndarray
+    auc: np.ndarray
+    ap: np.ndarray
+    extractors: dict[str, str]
+    rows: list[dict] = field(default_factory=list)
+
+    def to_json(self) -> dict:
+        def m(a: np.ndarray) -> list:
+            return [[None if not np.isfinite(v) else float(v) for v in row] for row in a]
+        return {"fingerprints": self.fingerprints, "generators": self.generators, "accuracy": m(self.accuracy),
+                "auc": m(self.auc), "ap": m(self.ap), "extractors": self.extractors}
+
+
+def cross_detection(methods: Mapping[str, Method], generators: Mapping[str, Path], conditions: Sequence[str] = ("clean",),
+                    batch_size: int = 8, workers: Optional[int] = None,
+                    progress: bool = False) -> dict[str, CrossResult]:
+    """Every method on every generator folder, per condition. Each generator's images are
+    streamed once per condition through all methods together (features shared where methods
+    share them); only per-image scores are kept."""
+    names, gens = list(methods), list(generators)
+    transforms = {methods[n].input_transform()[1] for n in names}
+    if len(transforms) > 1:
+        raise DIFError(f"the fingerprints were trained with different --reencode settings {sorted(transforms)}; "
+                       "pass --reencode to choose one")
+    base = methods[names[0]].input_transform()[0]
+    extractors = {n: str(methods[n].info().get("extractor", methods[n].name)) for n in names}
+    results = {}
+    datasets = {g: find_labelled(p) for g, p in generators.items()}
+    for cond in conditions:
+        pert = None if cond == "clean" else get_perturbation(cond)
+        acc = np.full((len(names), len(gens)), np.nan)
+        auc, ap = acc.copy(), acc.copy()
+        rows: list[dict] = []
+        for j, g in enumerate(gens):
+            ds = datasets[g]
+            scored = score_images(methods, ds.paths, ds.labels, compose(base, pert), allow_smaller=pert is not None,
+                                  batch_size=batch_size, workers=workers, progress=progress, desc=f"{g} ({cond})")
+            if set(scored.labels.tolist()) != {0, 1}:
+                log.warning("%s: not enough usable images of both classes; left empty", g)
+                continue
+            for i, n in enumerate(names):
+                m = _method_metrics(methods[n], scored.scores[n], scored.labels, len(scored.skipped) + len(ds.skipped))
+                acc[i, j], auc[i, j], ap[i, j] = m["accuracy"], m["auc"], m["ap"]
+                rows.append(dict(fingerprint=n, generator=g, extractor=extractors[n], **m))
+        results[cond] = CrossResult(names, gens, acc, auc, ap, extractors, rows)
+    return results
