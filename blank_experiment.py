@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Sequence
 
-from dif.cli import Parser, resolve_device, run_main, setup_logging
+from dif.cli import Parser, add_common_arguments, resolve_device, run_main, setup_logging
 
 
 def parse_args(argv: Sequence[str] | None = None):
@@ -24,19 +24,19 @@ def parse_args(argv: Sequence[str] | None = None):
     p.add_argument("--size", type=int, nargs=2, default=[128, 128], metavar=("H", "W"), help="image size (multiples of 16)")
     p.add_argument("--epochs", "--steps", type=int, default=1000, help="training steps")
     p.add_argument("--lr", type=float, default=5e-5, help="AdamW learning rate")
-    p.add_argument("--seed", type=int, default=0)
     p.add_argument("--snapshot-every", type=int, default=100, help="keep the output every N steps")
     p.add_argument("--output-dir", "--output_dir", type=Path, default=Path("out/blank"), help="where to save")
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_common_arguments(p, seed=True)
     args = p.parse_args(argv)
     h, w = args.size
     if h < 16 or w < 16 or h % 16 or w % 16:
         p.error(f"--size must be two multiples of 16 (got {h} {w})")
     if args.epochs < 1 or args.snapshot_every < 1:
         p.error("--epochs and --snapshot-every must be >= 1")
-    if not args.lr > 0:
-        p.error("--lr must be positive")
+    if not (0 < args.lr <= 10):
+        p.error("--lr must be in (0, 10] (a finite number)")
+    if h > 4096 or w > 4096 or args.epochs > 10**6:
+        p.error("--size is at most 4096 4096 and --epochs at most 1000000")
     return args
 
 
@@ -49,13 +49,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     from dif import plots
     from dif.atomic import write_atomic, write_text_atomic
     from dif.blank import gray_experiment
-    from dif.errors import DIFError
+    from dif.atomic import check_output_dir
     from dif.spectrum import spectrum_image
 
-    device = resolve_device(args.device)
     out = args.output_dir
-    if out.exists() and not out.is_dir():
-        raise DIFError(f"--output-dir exists and is not a folder: {out}")
+    check_output_dir(out, "--output-dir")  # before the minutes of training
+    device = resolve_device(args.device)
     t0 = time.perf_counter()
     res = gray_experiment(tuple(args.size), args.epochs, args.lr, args.seed, args.snapshot_every,
                           device=device, progress=not args.quiet)

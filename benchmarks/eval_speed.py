@@ -10,7 +10,6 @@ fp32 matmul GFLOP/s and the DnCNN's achieved GFLOP/s.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import tempfile
 import time
@@ -19,12 +18,14 @@ from pathlib import Path
 from _common import matmul_gflops, workload_dir
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[1])
-    p.add_argument("--images", type=int, default=10, help="images per class")
-    p.add_argument("--crop", type=int, default=256)
-    p.add_argument("--batch", type=int, default=8)
-    args = p.parse_args()
+def main(argv=None) -> int:
+    from dif.cli import Parser, int_in
+
+    p = Parser(description=__doc__.split("\n")[1])
+    p.add_argument("--images", type=int_in(1, 100_000), default=10, help="images per class")
+    p.add_argument("--crop", type=int_in(16, 356), default=256, help="centre crop (the workload images are 356 px)")
+    p.add_argument("--batch", type=int_in(1, 1024), default=8)
+    args = p.parse_args(argv)
 
     import torch
 
@@ -60,7 +61,12 @@ def main() -> None:
                 row["gflops"] = round(flops * n / t_fwd / 1e9, 1)
             out[name] = row
     print(json.dumps(out, indent=2))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    import sys
+
+    from dif.cli import run_main
+
+    sys.exit(run_main(main))

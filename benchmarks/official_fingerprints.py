@@ -15,7 +15,6 @@ the first extractor (the same resamples for every extractor: a paired comparison
 """
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -38,18 +37,18 @@ def loo_accuracy(scores: np.ndarray, labels: np.ndarray) -> float:
     return float(np.mean([(pred[labels == c] == c).mean() for c in (0, 1)]))
 
 
-def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[1])
+def main(argv=None) -> int:
+    from dif.cli import Parser, int_in
+
+    p = Parser(description=__doc__.split("\n")[1])
     p.add_argument("--extractors", default="dncnn,wavelet,wavelet-dwt,highpass,highpass:0.7")
     p.add_argument("--json", type=Path, default=None)
-    p.add_argument("--bootstrap", type=int, default=2000,
+    p.add_argument("--bootstrap", type=int_in(0, 10**6), default=2000,
                    help="resamples (images within each generator, the same for every extractor) for the intervals")
     p.add_argument("--card", type=Path, default=None,
                    help="model card (markdown) whose detection section is (re)written with this table")
-    args = p.parse_args()
-    if args.bootstrap < 0:
-        print("error: --bootstrap must be >= 0", file=sys.stderr)
-        return 2
+    args = p.parse_args(argv)
+    from dif.atomic import check_output_file
     from dif.checkpoint import load_fingerprint_dir
     from dif.data import compute_residuals, find_labelled
     from dif.extractors import build_extractor
@@ -58,15 +57,12 @@ def main() -> int:
 
     root = shared_data()
     if root is None:
-        print("error: ../shared/data not found (set DIF_SHARED_DATA)", file=sys.stderr)
-        return 2
+        raise DIFError("../shared/data not found (set DIF_SHARED_DATA)")
+    check_output_file(args.json, "--json")
+    check_output_file(args.card, "--card")
     samples = root / "dif_official" / "samples"
     gens = sorted(d.name for d in samples.iterdir() if d.is_dir())
-    try:
-        extractors = [build_extractor(spec) for spec in args.extractors.split(",")]
-    except DIFError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    extractors = [build_extractor(spec) for spec in args.extractors.split(",")]
     detectors = {g: Detector.from_state(load_fingerprint_dir(root / "dif_official" / "checks" / g).state) for g in gens}
     datasets = {g: find_labelled(samples / g) for g in gens}
     table: dict = {}
@@ -175,4 +171,6 @@ def update_card(card: Path, md: str) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from dif.cli import run_main
+
+    sys.exit(run_main(main))

@@ -13,7 +13,6 @@ as missing) and writes results.json and results.csv to --out.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
@@ -22,8 +21,6 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 PAPER = [  # (folder name, display name, accuracy % in the paper)
     ("sd14", "SD 1.4", 99.3), ("sd21", "SD 2.1", 89.5), ("mj", "MJ", 99.0), ("dalle_mini", "DALL-E mini", 99.0),
@@ -33,63 +30,71 @@ PAPER = [  # (folder name, display name, accuracy % in the paper)
 ]
 
 
-def parse_args():
-    from dif.config import DIFConfig
+def parse_args(argv=None):
+    from dif.cli import Parser, add_common_arguments, int_in
+    from dif.config import DIFConfig, add_config_arguments
 
-    d = DIFConfig()
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[1])
+    p = Parser(description=__doc__.split("\n")[1])
     p.add_argument("data_root")
-    p.add_argument("--folds", type=int, default=4)
-    p.add_argument("--kfold-below", type=int, default=200, help="k-fold when a class has at most this many images")
-    p.add_argument("--train-size", type=int, default=d.train_size)
-    p.add_argument("--epochs", type=int, default=d.epochs)
-    p.add_argument("--batch", type=int, default=d.batch_size)
-    p.add_argument("--lr", type=float, default=d.lr)
-    p.add_argument("--crop", type=int, default=d.crop)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--denoiser", default=None)
-    p.add_argument("--augment", type=int, default=0, help="augmented copies per training image (hardened detector)")
-    p.add_argument("--reencode", default="")
-    p.add_argument("--calibrate-folds", type=int, default=0, help="inner folds for cv centres (0: off)")
-    p.add_argument("--max-shift", type=int, default=d.max_shift)
+    p.add_argument("--folds", type=int_in(2, 1000), default=4)
+    p.add_argument("--kfold-below", type=int_in(1), default=200,
+                   help="k-fold when a class has at most this many images (or at most --train-size)")
+    add_config_arguments(p, DIFConfig, defaults=DIFConfig(augment=0),
+                         exclude=("checkpoint_every", "calibrate", "folds", "boost", "alpha", "margin"))
+    p.add_argument("--calibrate-folds", type=int_in(0, 1000), default=0, help="inner folds for cv centres (0: off)")
     p.add_argument("--perturb", default="", help="perturbations to evaluate too (e.g. all)")
     p.add_argument("--only", default="", help="comma-separated generator folders to run (default: all)")
     p.add_argument("--save-fingerprints", type=Path, default=None, help="save each generator's fold-1 fingerprint here")
     p.add_argument("--out", type=Path, default=Path("results/table"))
-    p.add_argument("--quiet", action="store_true")
-    return p.parse_args()
+    add_common_arguments(p, device=False, denoiser="residual extractor (default: the package default)")
+    return p.parse_args(argv)
 
 
-def main() -> int:
-    args = parse_args()
+def fold_plan(labels: np.ndarray, folds: int, kfold_below: int, train_size: int, seed: int) -> list[np.ndarray]:
+    """Held-out index sets: ``folds`` stratified folds when a class is small (at most
+    ``kfold_below`` or ``train_size`` images), else one split keeping ``train_size`` per class."""
+    from dif.evaluate import holdout_split, stratified_folds
+
+    n_min = min(int((labels == 0).sum()), int((labels == 1).sum()))
+    if n_min <= max(kfold_below, train_size):
+        if n_min < folds:
+            from dif.errors import DIFError
+            raise DIFError(f"--folds {folds} needs at least {folds} images per class (have {n_min})")
+        return stratified_folds(labels, folds, seed)
+    return [holdout_split(labels, train_size, seed)]
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
     import torch
     from tqdm.auto import tqdm
 
-    from dif.atomic import write_csv_atomic, write_text_atomic
-    from dif.calibration import calibrate, save_calibration, stratified_folds
+    from dif.atomic import check_output_dir, write_csv_atomic, write_text_atomic
+    from dif.calibration import calibrate, save_calibration
     from dif.checkpoint import save_checkpoint
-    from dif.config import DIFConfig
+    from dif.config import DIFConfig, config_from_args
     from dif.data import compute_residuals, find_labelled, training_residuals
-    from dif.extractors import build_extractor
     from dif.detect import SCORES, Detector, detection_metrics
     from dif.errors import DIFError
+    from dif.extractors import build_extractor
     from dif.fingerprint import train_fingerprint
     from dif.lineage import find_generators
     from dif.robustness import compose, get_perturbation, parse_perturbations, parse_reencode
 
-    try:
-        gens = find_generators(args.data_root)
-        perturbs = parse_perturbations(args.perturb) if args.perturb else []
-        base = parse_reencode(args.reencode)
-    except DIFError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    gens = find_generators(args.data_root)
+    perturbs = parse_perturbations(args.perturb) if args.perturb else []
+    base = parse_reencode(args.reencode)
     if args.only:
-        gens = {g: p for g, p in gens.items() if g in set(args.only.split(","))}
+        wanted = set(args.only.split(","))
+        missing = wanted - set(gens)
+        if missing:
+            raise DIFError(f"--only names generators {args.data_root} does not have: {', '.join(sorted(missing))}")
+        gens = {g: p for g, p in gens.items() if g in wanted}
+    check_output_dir(args.out, "--out")
+    check_output_dir(args.save_fingerprints, "--save-fingerprints")
     ext = build_extractor(args.denoiser)
-    cfg0 = DIFConfig(epochs=args.epochs, batch_size=args.batch, lr=args.lr, crop=args.crop, seed=args.seed,
-                     augment=args.augment, reencode=args.reencode, max_shift=args.max_shift, extractor=ext.spec,
-                     calibrate="cv" if args.calibrate_folds > 0 else "none", folds=max(2, args.calibrate_folds)).validate()
+    cfg0 = config_from_args(DIFConfig, args, extractor=ext.spec, calibrate="cv" if args.calibrate_folds > 0 else "none",
+                            folds=max(2, args.calibrate_folds)).validate()
     crop = (cfg0.crop, cfg0.crop)
     conditions = ["clean"] + perturbs
     results: dict = {"config": json.loads(cfg0.to_json()), "folds": args.folds, "generators": {}}
@@ -98,17 +103,19 @@ def main() -> int:
     plan = []
     for g, folder in gens.items():
         ds = find_labelled(folder)
-        n_min = min(len(ds.real), len(ds.fake))
-        plan.append((g, ds, args.folds if n_min <= args.kfold_below else 1))
-    bar = tqdm(total=sum(k for *_, k in plan), desc="folds", disable=args.quiet)
-    for g, ds, k in plan:
+        folds = fold_plan(np.array(ds.labels), args.folds, args.kfold_below, cfg0.train_size, args.seed)
+        plan.append((g, ds, folds))
+    bar = tqdm(total=sum(len(f) for *_, f in plan), desc="folds", disable=args.quiet)
+    for g, ds, _ in plan:
         bar.set_description(g)
-        ts = training_residuals(ds.paths, ds.labels, ext, crop, augment=args.augment, reencode=args.reencode,
+        ts = training_residuals(ds.paths, ds.labels, ext, crop, augment=cfg0.augment, reencode=cfg0.reencode,
                                 seed=args.seed)
         cache = ts.cache
         n_clean = int(len(np.unique(ts.groups)))
         clean_labels = cache.labels.numpy()[:n_clean]
         clean_paths = cache.paths[:n_clean]
+        # folds over the images that could be used (an unreadable one is skipped for every fold)
+        folds = fold_plan(clean_labels, args.folds, args.kfold_below, cfg0.train_size, args.seed)
         evald = {"clean": (cache.residuals[:n_clean], clean_labels)}
         for c in perturbs:
             r = compute_residuals(clean_paths, clean_labels.tolist(), ext, crop, transform=compose(base, get_perturbation(c)),
@@ -117,15 +124,6 @@ def main() -> int:
             # one tensor, or (sizes differ) one 1-image block per residual, so folds can index either
             blocks = r.residuals if isinstance(r.residuals, torch.Tensor) else [b[i:i + 1] for b in r.residuals for i in range(len(b))]
             evald[c] = (blocks, r.labels.numpy(), np.array([keep[p] for p in r.paths]))
-        if k > 1:
-            folds = stratified_folds(clean_labels, k, args.seed)
-        else:
-            rng = np.random.default_rng(args.seed)
-            test = []
-            for c in (0, 1):
-                idx = rng.permutation(np.flatnonzero(clean_labels == c))
-                test.append(idx[args.train_size:])
-            folds = [np.sort(np.concatenate(test))]
         per = {}  # (score, centres, condition) -> list of per-fold metrics
         for fi, held in enumerate(folds):
             train_mask = ~np.isin(ts.groups, held)
@@ -171,7 +169,6 @@ def main() -> int:
                 "fake_accuracy": float(np.mean([m["fake_accuracy"] for m in ms])), "folds": len(ms)}
         results["generators"][g] = {"n_real": int((clean_labels == 0).sum()), "n_fake": int((clean_labels == 1).sum()),
                                     "folds": len(folds), "results": summary}
-        args.out.mkdir(parents=True, exist_ok=True)
         write_text_atomic(args.out / "results.json", json.dumps(results, indent=1) + "\n")
     bar.close()
     results["seconds"] = round(time.perf_counter() - t_start, 1)
@@ -220,4 +217,6 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from dif.cli import run_main
+
+    sys.exit(run_main(main))

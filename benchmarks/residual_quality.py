@@ -18,7 +18,6 @@ benchmark.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -37,14 +36,18 @@ def leak(residual) -> tuple[float, float]:
     return float(lum.pow(2).mean().sqrt()) * 255, float((r - lum).pow(2).mean().sqrt()) * 255
 
 
-def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[1])
+def main(argv=None) -> int:
+    from dif.cli import Parser, int_in
+
+    p = Parser(description=__doc__.split("\n")[1])
     p.add_argument("--extractors", default="dncnn,wavelet,wavelet-dwt,highpass")
     p.add_argument("--photos", type=Path, default=None, help="clean photos (default: ../shared/data/natural/live1)")
-    p.add_argument("--crop", type=int, default=256)
+    p.add_argument("--crop", type=int_in(16, 8192), default=256)
     p.add_argument("--json", type=Path, default=None)
-    args = p.parse_args()
+    args = p.parse_args(argv)
     import logging
+
+    from dif.atomic import check_output_file
 
     from dif.data import compute_residuals, list_images
     from dif.extractors import build_extractor
@@ -54,15 +57,11 @@ def main() -> int:
     if folder is None:
         root = shared_data()
         if root is None:
-            print("error: ../shared/data not found (set DIF_SHARED_DATA or give --photos)", file=sys.stderr)
-            return 2
+            raise DIFError("../shared/data not found (set DIF_SHARED_DATA or give --photos)")
         folder = root / "natural" / "live1"
-    try:
-        extractors = [build_extractor(spec) for spec in args.extractors.split(",")]
-        paths = list_images(folder)
-    except DIFError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    check_output_file(args.json, "--json")
+    extractors = [build_extractor(spec) for spec in args.extractors.split(",")]
+    paths = list_images(folder)
     logging.getLogger("dif").setLevel(logging.ERROR)  # photos smaller than --crop are skipped quietly; the count is printed
     table = {}
     n = 0
@@ -70,8 +69,7 @@ def main() -> int:
         cache = compute_residuals(paths, [0] * len(paths), ext, (args.crop, args.crop))  # skips smaller photos
         n = len(cache)
         if not n:
-            print(f"error: no readable photo in {folder} is at least {args.crop}x{args.crop}", file=sys.stderr)
-            return 2
+            raise DIFError(f"no readable photo in {folder} is at least {args.crop}x{args.crop}")
         lum, chroma = np.array([leak(r) for r in cache.residuals]).T
         table[ext.spec] = {"luma": float(lum.mean()), "chroma": float(chroma.mean())}
     print(f"{n} photos of {folder}, centre {args.crop}x{args.crop}; residual RMS in grey levels (x255)")
@@ -85,4 +83,6 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from dif.cli import run_main
+
+    sys.exit(run_main(main))

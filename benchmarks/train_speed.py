@@ -10,7 +10,6 @@ Also times what the authors' loop pays per epoch by re-running a DnCNN-17 on eve
 """
 from __future__ import annotations
 
-import argparse
 import json
 import tempfile
 import time
@@ -19,14 +18,19 @@ from pathlib import Path
 from _common import workload_dir
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[1])
-    p.add_argument("--epochs", type=int, default=100)
-    p.add_argument("--images", type=int, default=10, help="images per class")
-    p.add_argument("--crop", type=int, default=256)
+def main(argv=None) -> int:
+    from dif.cli import Parser, int_in
+
+    p = Parser(description=__doc__.split("\n")[1])
+    p.add_argument("--epochs", type=int_in(1, 100_000), default=100)
+    p.add_argument("--images", type=int_in(1, 100_000), default=10, help="images per class")
+    p.add_argument("--crop", type=int_in(16, 356), default=256, help="centre crop, a multiple of 16 (images are 356 px)")
     p.add_argument("--denoiser", default=None, help="residual extractor (default: the package default, dncnn)")
-    p.add_argument("--augment", type=int, default=None, help="perturbed copies per image (default: the config's)")
-    args = p.parse_args()
+    p.add_argument("--augment", type=int_in(0, 100), default=None, help="perturbed copies per image (default: the config's)")
+    args = p.parse_args(argv)
+    from dif.config import DIFConfig
+
+    DIFConfig(epochs=args.epochs, crop=args.crop).validate()  # the crop grid, before any work
 
     import torch
 
@@ -63,7 +67,12 @@ def main() -> None:
         "authors_style_estimate_s": round(args.epochs * (t_dncnn + t_train / args.epochs), 1),
     }
     print(json.dumps(res, indent=2))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    import sys
+
+    from dif.cli import run_main
+
+    sys.exit(run_main(main))

@@ -11,8 +11,6 @@ import pytest
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
 
 def periodic_pattern(h: int, w: int, period: int = 4, amp: float = 0.04) -> np.ndarray:
