@@ -31,6 +31,7 @@ import torch.nn.functional as F
 
 from .data import ImageReadError, center_crop, list_images, load_image
 from .extractors import DnCNN, DnCNNExtractor, load_dncnn, save_dncnn
+from .config import opt
 from .errors import DIFError
 
 log = logging.getLogger(__name__)
@@ -38,20 +39,23 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class DnCNNTrainConfig:
-    layers: int = 17
-    features: int = 64
-    patch: int = 40
-    batch: int = 32
-    lr: float = 1e-3
-    sigma_max: float = 55.0
-    steps: int = 100_000          # upper bound; --minutes usually stops first
-    minutes: float = 100.0
-    seed: int = 0
-    crop: int = 256               # size of the stored mean residual
-    snapshot_minutes: float = 0.0  # > 0: save OUT.snapshot.pt this often (weights only)
-    colour_fraction: float = 0.5  # share of patches drawn from colour photos (when there are any)
-    tint: float = 0.5             # share of grey patches given a random per-channel gain and gamma
-    ema: float = 0.999            # decay of the weight average that is saved (0: the last weights)
+    """The DnCNN training recipe; each field declares its flag, help and range (``dif.config.opt``)."""
+
+    layers: int = opt(17, "convolution layers", low=2, high=200)
+    features: int = opt(64, "feature channels", low=1, high=1024)
+    patch: int = opt(40, "training patch size in pixels", low=8, high=1024)
+    batch: int = opt(32, "patches per step", low=1, high=65_536)
+    lr: float = opt(1e-3, "Adam learning rate", low=0, high=10, low_open=True)
+    sigma_max: float = opt(55.0, "noise sigma drawn in [0, SIGMA_MAX] grey levels", low=0, high=255, low_open=True)
+    steps: int = opt(100_000, "step limit (--minutes usually stops first)", low=1, high=10**9)
+    minutes: float = opt(100.0, "wall-clock budget", low=0, high=10_000, low_open=True)
+    seed: int = opt(0, "seed of the patches, noise and weights", low=0, high=2**32 - 1)
+    crop: int = opt(256, "size of the stored mean residual", low=16, high=8192)
+    snapshot_minutes: float = opt(0.0, "> 0: save OUT.snapshot.pt this often (weights only)", low=0, high=10_000)
+    colour_fraction: float = opt(0.5, "share of patches drawn from colour photos (when there are any)", low=0, high=1)
+    tint: float = opt(0.5, "share of grey patches given a random per-channel gain and gamma", low=0, high=1)
+    ema: float = opt(0.999, "decay of the weight average that is saved (0: the last weights)", low=0, high=1,
+                     high_open=True)
 
 
 def package_photos() -> list[Path]:
@@ -308,32 +312,27 @@ Judge this extractor by detection (`benchmarks/official_fingerprints.py`), not b
 
 def main(argv: Sequence[str] | None = None) -> int:
     from .atomic import write_text_atomic
-    from .cli import Parser, resolve_device, run_main, setup_logging
+    from .atomic import check_output_file
+    from .cli import Parser, add_common_arguments, resolve_device, run_main, setup_logging
+    from .config import add_config_arguments, config_from_args, validate_fields
 
     def _main(argv):
-        d = DnCNNTrainConfig()
         p = Parser(description="Train a DnCNN residual extractor on clean photos.")
         p.add_argument("paths", nargs="+", help="IMAGE_DIR [IMAGE_DIR ...] OUT.pt")
         p.add_argument("--val", type=Path, default=None, help="held-out photos for PSNR (e.g. LIVE1)")
         p.add_argument("--with-package-photos", action="store_true", help="add the colour photos of matplotlib/sklearn")
-        for name in ("layers", "features", "patch", "batch", "steps", "seed", "crop"):
-            p.add_argument(f"--{name}", type=int, default=getattr(d, name))
-        for name in ("lr", "sigma_max", "minutes", "snapshot_minutes", "colour_fraction", "tint", "ema"):
-            p.add_argument(f"--{name.replace('_', '-')}", type=float, default=getattr(d, name))
+        add_config_arguments(p, DnCNNTrainConfig)
         p.add_argument("--init", type=Path, default=None, help="start from these DnCNN weights (fine-tuning)")
-        p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-        p.add_argument("--quiet", action="store_true")
+        add_common_arguments(p)
         args = p.parse_args(argv)
         setup_logging()
         if len(args.paths) < 2:
             raise DIFError("give at least one IMAGE_DIR and the OUT.pt path")
         *dirs, out = args.paths
         out = Path(out)
-        cfg = DnCNNTrainConfig(**{k: getattr(args, k) for k in asdict(d)})
-        if cfg.layers < 2 or cfg.features < 1 or cfg.patch < 8 or cfg.batch < 1 or cfg.minutes <= 0:
-            raise DIFError("layers >= 2, features >= 1, patch >= 8, batch >= 1 and minutes > 0 are required")
-        if not (0 <= cfg.colour_fraction <= 1 and 0 <= cfg.tint <= 1 and 0 <= cfg.ema < 1):
-            raise DIFError("--colour-fraction and --tint must be in [0, 1], --ema in [0, 1)")
+        cfg = validate_fields(config_from_args(DnCNNTrainConfig, args))
+        check_output_file(out, "OUT.pt")  # before the hours of training
+        check_output_file(out.with_suffix(".md"), "the model card")
         init = None
         if args.init is not None:
             init, _, _ = load_dncnn(args.init)

@@ -73,10 +73,10 @@ def rotate(x: torch.Tensor, degrees: float) -> torch.Tensor:
 
 def centre_crop_fraction(x: torch.Tensor, fraction: float = 0.75) -> torch.Tensor:
     """Keep the central ``fraction`` of each side (an image cropped by a platform)."""
+    from .data import center_crop
+
     h, w = x.shape[-2:]
-    nh, nw = max(1, round(h * fraction)), max(1, round(w * fraction))
-    top, left = (h - nh) // 2, (w - nw) // 2
-    return x[..., top:top + nh, left:left + nw].contiguous()
+    return center_crop(x, (max(1, round(h * fraction)), max(1, round(w * fraction)))).contiguous()
 
 
 _PATTERNS: list[tuple[str, Callable[[str], Perturbation]]] = [

@@ -18,7 +18,6 @@ DnCNN that is the default now.
 """
 from __future__ import annotations
 
-import argparse
 import shutil
 import sys
 import tempfile
@@ -37,13 +36,15 @@ def _script(name: str):
     return mod
 
 
-def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[1])
+def main(argv=None) -> int:
+    from dif.cli import Parser
+
+    p = Parser(description=__doc__.split("\n")[1])
     p.add_argument("--shared", type=Path, default=ROOT.parent / "shared" / "data")
     p.add_argument("--quick", action="store_true", help="fewer steps (for a smoke test, not for the README)")
     p.add_argument("--skip-gray", action="store_true", help="keep the existing gray_experiment.png")
     p.add_argument("--denoiser", default="wavelet", help="residual extractor of the fingerprints (default: wavelet)")
-    args = p.parse_args()
+    args = p.parse_args(argv)
     from dif import plots
     from dif.checkpoint import load_fingerprint_dir
     from dif.cli import run_main
@@ -53,13 +54,8 @@ def main() -> int:
     # check the inputs before minutes of work (and before any figure is replaced)
     for sub in ("cnndetection/crn", "cnndetection/san", "dif_official/checks"):
         if not (args.shared / sub).is_dir():
-            print(f"error: {args.shared / sub} not found (give --shared ../shared/data)", file=sys.stderr)
-            return 2
-    try:
-        build_extractor(args.denoiser)
-    except DIFError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+            raise DIFError(f"{args.shared / sub} not found (give --shared ../shared/data)")
+    build_extractor(args.denoiser)
 
     def run(script: str, argv: list[str]) -> None:
         if run_main(_script(script).main, argv) != 0:  # the script has printed its one-line error
@@ -102,4 +98,6 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from dif.cli import run_main
+
+    sys.exit(run_main(main))
