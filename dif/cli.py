@@ -22,6 +22,8 @@ class Parser(argparse.ArgumentParser):
         self.exit(EXIT_USER_ERROR, f"{self.prog}: error: {message} (see --help)\n")
 
     def parse_args(self, args=None, namespace=None):  # type: ignore[override]
+        if any(isinstance(a, argparse._SubParsersAction) for a in self._actions):  # argparse cannot intermix these
+            return super().parse_args(args, namespace)
         return self.parse_intermixed_args(args, namespace)
 
 

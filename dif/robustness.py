@@ -2,8 +2,8 @@
 
 Every perturbation maps a 3 x H x W float tensor in [0, 1] to another (possibly of another
 size) and is deterministic. Names: ``jpeg95 jpeg90 jpeg75 jpeg50 resize0.5 resize2 blur0.5
-blur1 shift1 shift4 rot5 crop`` (``all`` = every one), plus any ``jpegQ``, ``resizeF``,
-``blurS``, ``shiftN``, ``rotD``.
+blur1 shift1 shift4 rot5 crop`` (``all`` = every one), ``mirror``, ``dfx`` (DeepFeatureX's suite),
+plus any ``jpegQ``, ``resizeF``, ``blurS`` (sigma), ``blurkK`` (kernel size), ``shiftN``, ``rotD``.
 """
 from __future__ import annotations
 
@@ -20,6 +20,9 @@ from .errors import DIFError
 Perturbation = Callable[[torch.Tensor], torch.Tensor]
 STANDARD = ["jpeg95", "jpeg90", "jpeg75", "jpeg50", "resize0.5", "resize2", "blur0.5", "blur1", "shift1", "shift4",
             "rot5", "crop"]
+# DeepFeatureX's robustness tests (Pontorno et al.): JPEG, Gaussian blur by kernel size, scale, mirror, rotation
+DFX_SUITE = ["jpeg90", "jpeg80", "jpeg70", "jpeg60", "jpeg50", "blurk3", "blurk7", "blurk15", "resize0.5", "resize2",
+             "mirror", "rot45", "rot135"]
 
 
 def to_pil(x: torch.Tensor) -> Image.Image:
@@ -59,6 +62,20 @@ def blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
     return from_pil(to_pil(x).filter(ImageFilter.GaussianBlur(radius=float(sigma))))
 
 
+def blur_kernel(x: torch.Tensor, k: int) -> torch.Tensor:
+    """Gaussian blur with a k x k kernel (k odd) and the sigma OpenCV and torchvision derive from
+    it, 0.3 * ((k - 1) / 2 - 1) + 0.8 (0.8 px for k 3, 1.4 for k 7, 2.6 for k 15)."""
+    from torchvision.transforms.functional import gaussian_blur
+
+    sigma = 0.3 * ((k - 1) * 0.5 - 1) + 0.8
+    return gaussian_blur(x.unsqueeze(0), [k, k], [sigma, sigma])[0].clamp(0, 1)
+
+
+def mirror(x: torch.Tensor) -> torch.Tensor:
+    """Left-right flip."""
+    return torch.flip(x, dims=(-1,))
+
+
 def shift(x: torch.Tensor, pixels: int) -> torch.Tensor:
     """Move the content ``pixels`` down and right (circularly; the wrapped border lies outside
     a centre crop of a larger image), so a crop taken afterwards is misaligned with the
@@ -85,6 +102,7 @@ _PATTERNS: list[tuple[str, Callable[[str], Perturbation]]] = [
     (r"blur(\d*\.?\d+)", lambda a: lambda x: blur(x, float(a))),
     (r"shift(\d+)", lambda a: lambda x: shift(x, int(a))),
     (r"rot(-?\d*\.?\d+)", lambda a: lambda x: rotate(x, float(a))),
+    (r"blurk(\d+)", lambda a: lambda x: blur_kernel(x, int(a))),
 ]
 
 
@@ -95,16 +113,21 @@ def get_perturbation(name: str) -> Perturbation:
         return lambda x: x
     if name == "crop":
         return centre_crop_fraction
+    if name == "mirror":
+        return mirror
     for pattern, make in _PATTERNS:
         m = re.fullmatch(pattern, name)
         if m:
             arg = m.group(1)
             if pattern.startswith("jpeg") and not 1 <= int(arg) <= 100:
                 break
-            if pattern.startswith(("resize", "blur")) and not float(arg) > 0:
+            if pattern.startswith(("resize", "blur(")) and not 0 < float(arg) <= 16:
+                break
+            if pattern.startswith("blurk") and not (int(arg) % 2 == 1 and 1 <= int(arg) <= 99):
                 break
             return make(arg)
-    raise DIFError(f"unknown perturbation {name!r}: use {', '.join(STANDARD)}, all, or jpegQ/resizeF/blurS/shiftN/rotD")
+    raise DIFError(f"unknown perturbation {name!r}: use {', '.join(STANDARD)}, mirror, all, dfx (DeepFeatureX's suite), "
+                   "or jpegQ/resizeF (0-16]/blurS (0-16]/blurkK (odd)/shiftN/rotD")
 
 
 def parse_perturbations(spec: str) -> list[str]:
@@ -113,7 +136,7 @@ def parse_perturbations(spec: str) -> list[str]:
     for part in (p.strip() for p in spec.split(",")):
         if not part:
             continue
-        for n in (STANDARD if part.lower() == "all" else [part.lower()]):
+        for n in {"all": STANDARD, "dfx": DFX_SUITE}.get(part.lower(), [part.lower()]):
             get_perturbation(n)
             if n not in names:
                 names.append(n)
