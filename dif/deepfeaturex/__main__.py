@@ -137,16 +137,12 @@ def cmd_train_base(args) -> int:
 
 def load_base(folder: Path, cfg: DFXConfig, classes: list[str]):
     """A base model saved by train-base, checked against the data's classes and the backbone."""
-    from ..safe_pickle import load_weights_only
-    from .method import _load
+    from .method import _load, read_model_file
     from .models import build_backbone
 
     path = folder / BASE_FILE
-    if not path.is_file():
-        raise DIFError(f"no base model in {shown(folder)}: run train-base --main_class {folder.name[5:]} first")
-    payload = load_weights_only(path, "DeepFeatureX base model")
-    if not isinstance(payload, dict) or payload.get("format") != BASE_FORMAT:
-        raise DIFError(f"{shown(path)} is not a DeepFeatureX base model")
+    payload = read_model_file(path, BASE_FORMAT, "DeepFeatureX base model",
+                              f"run train-base --main_class {folder.name[5:]} first")
     if payload.get("backbone") != cfg.backbone:
         raise DIFError(f"{shown(path)} is a {payload.get('backbone')!r} model, not --backbone {cfg.backbone}")
     if payload.get("classes") != classes:

@@ -193,19 +193,69 @@ def _resize(img: torch.Tensor, size: int, crop: int) -> torch.Tensor:
     return out.clamp_(0, 1)
 
 
+CACHE_BYTES = 4 << 30  # resized images up to this size are kept in memory; beyond it they are read per batch
+
+
+class DiskImages:
+    """Resized images read from disk when a batch is asked for (``x[indices]`` -> N x 3 x S x S
+    uint8), decoded by ``workers`` threads: for sets too large to keep in memory, so memory stays
+    flat in the number of images. Indexing, slicing and ``len`` behave like the in-memory tensor."""
+
+    def __init__(self, paths: Sequence[Path], size: int, crop: int = 0, workers: int = 2) -> None:
+        self.paths, self.size, self.crop, self.workers = list(paths), size, crop, max(1, workers)
+        self._prep = resize_square(size, crop)
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def _one(self, i: int) -> torch.Tensor:
+        from ..data import load_image
+
+        return (self._prep(load_image(self.paths[i])) * 255).round().to(torch.uint8)
+
+    def __getitem__(self, idx) -> torch.Tensor:
+        from concurrent.futures import ThreadPoolExecutor
+
+        if isinstance(idx, slice):
+            idx = range(*idx.indices(len(self)))
+        idx = [int(i) for i in (idx.tolist() if isinstance(idx, torch.Tensor) else idx)]
+        with ThreadPoolExecutor(self.workers) as pool:  # PIL decodes without holding the GIL
+            return torch.stack(list(pool.map(self._one, idx)))
+
+    def take(self, idx: Sequence[int]) -> "DiskImages":
+        return DiskImages([self.paths[i] for i in idx], self.size, self.crop, self.workers)
+
+
+def subset(images, idx: Sequence[int]):
+    """The images at ``idx`` of an in-memory tensor or of a DiskImages (which stays on disk)."""
+    return images.take(list(idx)) if isinstance(images, DiskImages) else images[list(idx)]
+
+
 def load_resized(paths: Sequence[Path], size: int, crop: int = 0, batch_size: int = 32, workers: Optional[int] = None,
-                 progress: bool = False, desc: str = "Images", transform=None) -> tuple[torch.Tensor, list[int], Skipped]:
-    """Every image decoded and resized once (DataLoader workers), kept as uint8 (a 256 px image is
-    192 KB): returns (N x 3 x S x S uint8, the indices of ``paths`` kept, skipped files)."""
+                 progress: bool = False, desc: str = "Images", transform=None,
+                 max_bytes: int = CACHE_BYTES) -> tuple[torch.Tensor | DiskImages, list[int], Skipped]:
+    """Every image decoded and resized once (DataLoader workers) and kept as uint8 (a 256 px image
+    is 192 KB) when they fit in ``max_bytes``; otherwise checked once and read per batch
+    (DiskImages). Returns (images, the indices of ``paths`` kept, skipped files)."""
     skipped: Skipped = []
     kept: list[int] = []
     blocks: list[torch.Tensor] = []
-    for idx, (imgs,) in stream_images(paths, [resize_square(size, crop)], transform, batch_size, workers, skipped,
-                                      progress, desc):
-        blocks.append((torch.stack(imgs) * 255).round().to(torch.uint8))
-        kept += idx
     side = crop if crop and crop < size else size
+    keep = len(paths) * 3 * side * side <= max_bytes or transform is not None
+    prepare = resize_square(size, crop) if keep else _decodable
+    for idx, (imgs,) in stream_images(paths, [prepare], transform, batch_size, workers, skipped, progress, desc):
+        if keep:
+            blocks.append((torch.stack(imgs) * 255).round().to(torch.uint8))
+        kept += idx
+    if not keep:
+        log.info("%d images do not fit in %.1f GB: reading them from disk per batch", len(kept), max_bytes / 2**30)
+        return DiskImages([paths[i] for i in kept], size, crop, workers or 2), kept, skipped
     return (torch.cat(blocks) if blocks else torch.empty(0, 3, side, side, dtype=torch.uint8)), kept, skipped
+
+
+def _decodable(img: torch.Tensor) -> torch.Tensor:
+    """The image was decoded (the check pass of DiskImages): keep nothing of it."""
+    return torch.empty(0)
 
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)

@@ -17,7 +17,8 @@ from ..config import read_json, validate_fields
 from ..errors import DIFError, shown
 from ..methods.base import Method
 from ..safe_pickle import load_weights_only
-from .data import Item, base_model_set, load_resized, normalise, real_index, resize_square, stratified_split
+from .data import (Item, base_model_set, load_resized, normalise, real_index, resize_square, stratified_split,
+                   subset)
 from .models import CompleteModel, FusionHead, backbone_spec, build_backbone, headless
 from .train import DFXConfig, train_base, train_complete
 
@@ -73,14 +74,14 @@ class DeepFeatureXMethod(Method):
         for k, c in enumerate(self.classes):
             chosen = base_model_set([Item(it.path, it.label, it.model) for it in base_items], k, cfg.perc_to_take, cfg.seed)
             lookup = {it.path: index[id(it)] for it in base_items}
-            x = imgs[[lookup[it.path] for it in chosen]]
+            x = subset(imgs, [lookup[it.path] for it in chosen])
             model, hist = train_base(x, [it.label for it in chosen], cfg, device, progress, desc=f"Base model {c}")
             bases.append(model)
             report["base"][c] = {"images": len(chosen), "main": sum(it.label for it in chosen), **hist}
         comp = [it for it in usable if it.split == "complete" and id(it) in index]
         if len({it.label for it in comp}) < 2:
             raise DIFError("the complete model's split holds fewer than two classes")
-        self.model, hist = train_complete(bases, imgs[[index[id(it)] for it in comp]], [it.label for it in comp],
+        self.model, hist = train_complete(bases, subset(imgs, [index[id(it)] for it in comp]), [it.label for it in comp],
                                           len(self.classes), cfg, device, progress)
         report["complete"] = {"images": len(comp), **hist}
         self.history = report
@@ -109,6 +110,10 @@ class DeepFeatureXMethod(Method):
         folder = Path(folder)
         if folder.is_file():
             folder = folder.parent
+        if not folder.is_dir():
+            raise DIFError(f"model folder not found: {shown(folder)}")
+        if not (folder / "config.json").is_file():
+            raise DIFError(f"{shown(folder)} has no config.json (not a DeepFeatureX complete model)")
         raw = read_json(folder / "config.json")
         where = shown(folder / "config.json")
         if not isinstance(raw, dict):
@@ -116,11 +121,8 @@ class DeepFeatureXMethod(Method):
         names = set(DFXConfig.__dataclass_fields__)
         cfg = validate_fields(DFXConfig(**{k: v for k, v in raw.items() if k in names}), where=f"{where}: ")
         path = folder / MODEL_FILE
-        if not path.is_file():
-            raise DIFError(f"{shown(folder)} holds no {MODEL_FILE} (train it with python -m dif.deepfeaturex train-complete)")
-        payload = load_weights_only(path, "DeepFeatureX model")
-        if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-            raise DIFError(f"{shown(path)} is not a DeepFeatureX model file")
+        payload = read_model_file(path, FORMAT, "DeepFeatureX model", "train it with python -m dif.deepfeaturex "
+                                                                      "train-complete")
         classes = payload.get("classes")
         if not (isinstance(classes, list) and len(classes) >= 2 and all(isinstance(c, str) for c in classes)):
             raise DIFError(f"{shown(path)}: 'classes' must be a list of at least two names")
@@ -170,11 +172,21 @@ class DeepFeatureXMethod(Method):
                 "extractor": f"deepfeaturex:{self.config.backbone}"}
 
     def summary_line(self) -> str:
-        return (f"DeepFeatureX {shown(self.path)} | backbone {self.config.backbone} | classes {', '.join(self.classes)} "
+        return (f"DeepFeatureX {shown(self.path) if self.path else '(in memory)'} | backbone {self.config.backbone} | classes {', '.join(self.classes)} "
                 f"| score P(generated) = 1 - P({self.classes[self.real]}), threshold 0.5")
 
     def input_requirement(self) -> str:
         return "readable"
+
+
+def read_model_file(path: Path, fmt: str, what: str, hint: str) -> dict:
+    """A weights-only model file of ``fmt``; DIFError naming ``what`` (and ``hint`` when missing)."""
+    if not path.is_file():
+        raise DIFError(f"no {what} in {shown(path.parent)}: {hint}")
+    payload = load_weights_only(path, what)
+    if not isinstance(payload, dict) or payload.get("format") != fmt:
+        raise DIFError(f"{shown(path)} is not a {what} file")
+    return payload
 
 
 def _load(net: torch.nn.Module, sd: Any, path: Path) -> None:

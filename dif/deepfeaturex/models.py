@@ -69,6 +69,30 @@ def imagenet_weights_file(name: str) -> tuple[object, Path]:
     return weights, Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(weights.url)
 
 
+def _download(url: str, path: Path, name: str) -> None:
+    """Fetch torchvision's weights file into the torch hub cache (checked against the hash in its
+    name); it is then read like any local file, with ``weights_only=True``. Offline: one line
+    saying where to put the file."""
+    import re
+    import tempfile
+
+    m = re.search(r"-([0-9a-f]{8,})\.", path.name)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+        os.close(fd)
+        try:
+            torch.hub.download_url_to_file(url, tmp, hash_prefix=m.group(1) if m else None, progress=False)
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+    except Exception as exc:
+        raise DIFError(f"ImageNet weights for {name} are not in the cache and cannot be downloaded "
+                       f"({first_line(exc, 80)}): put {path.name} in {path.parent} (or pass --pretrained PATH or "
+                       "none)") from None
+
+
 def _load_state(path: Path, name: str) -> dict:
     sd = load_weights_only(path, f"weights file for {name}")
     if isinstance(sd, dict) and isinstance(sd.get("state_dict"), dict):
@@ -102,14 +126,8 @@ def build_backbone(name: str, num_classes: int = 2, pretrained: str = "none", im
         if pretrained == "imagenet":
             weights, path = imagenet_weights_file(name)
             if not path.is_file():
-                try:
-                    sd = weights.get_state_dict(progress=False, check_hash=True)
-                except Exception as exc:
-                    raise DIFError(f"ImageNet weights for {name} are not in the cache and cannot be downloaded "
-                                   f"({first_line(exc, 80)}): put {path.name} in {path.parent} (or pass --pretrained "
-                                   "PATH or none)") from None
-            else:
-                sd = _load_state(path, name)
+                _download(weights.url, path, name)
+            sd = _load_state(path, name)
         else:
             path = Path(pretrained)
             if not path.is_file():

@@ -88,9 +88,7 @@ class DIFMethod(Method):
         if n_real == 0 or n_fake == 0:
             raise DIFError(f"no usable {'real' if n_real == 0 else 'fake'} images left (need at least one of each; "
                            f"images must be readable and at least {cfg.crop}x{cfg.crop})")
-        del extractor
-        if torch.device(device).type == "cuda":
-            torch.cuda.empty_cache()
+        self.extractor = extractor  # kept for scoring right after training
         common = os.path.commonpath([str(Path(p).resolve().parent) for p in paths]) if paths else ""
         self.train_files = {
             "data_dir": str(Path(common).parent) if Path(common).name in ("0_real", "1_fake") else common,
@@ -241,7 +239,7 @@ class DIFMethod(Method):
     def summary_line(self) -> str:
         d = self.detector
         assert d is not None and self.extractor is not None
-        return (f"Fingerprint {shown(self.path)} | extractor {self.extractor.spec} | score {d.score} | centres "
+        return (f"Fingerprint {shown(self.path) if self.path else '(in memory)'} | extractor {self.extractor.spec} | score {d.score} | centres "
                 f"{self.centres_method}: real {d.mu_real:.5f}, fake {d.mu_fake:.5f}"
                 + (f" | re-encoded {self.reencode_name}" if self.reencode_name else ""))
 
