@@ -67,8 +67,6 @@ def main(argv=None) -> int:
     add_common_arguments(p, seed=True)
     args = p.parse_args(argv)
 
-    import torch
-
     from _common import shared_data
     from dif.atomic import check_output_dir, write_text_atomic
     from dif.cli import resolve_device

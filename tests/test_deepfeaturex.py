@@ -1,7 +1,6 @@
 """DeepFeatureX: backbones, the unbalanced base-model sets, the guidance split, frozen base
 models, save/load, a planted pattern, the commands and their answers to bad input."""
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +10,7 @@ import torch
 from dif.cli import run_main
 from dif.deepfeaturex import __main__ as dfx_cli
 from dif.deepfeaturex.data import (Item, base_model_set, find_dataset, read_guidance, stratified_split, write_guidance)
-from dif.deepfeaturex.models import BACKBONES, CompleteModel, FusionHead, build_backbone, headless
+from dif.deepfeaturex.models import BACKBONES, FusionHead, build_backbone, headless
 from dif.deepfeaturex.train import DFXConfig, train_base, train_complete
 from dif.errors import DIFError
 from conftest import make_dataset, periodic_pattern, smooth_image, write_png
@@ -216,7 +215,7 @@ def test_images_too_large_for_memory_are_read_per_batch(tmp_path):
     from dif.data import find_labelled
     from dif.deepfeaturex.data import DiskImages, load_resized, subset
 
-    ds = find_labelled(make_dataset(tmp_path / "d", n=5, size=48, seed=7))
+    make_dataset(tmp_path / "d", n=5, size=48, seed=7)
     (tmp_path / "d" / "0_real" / "broken.png").write_bytes(b"not an image")
     paths = find_labelled(tmp_path / "d").paths
     mem, kept, skipped = load_resized(paths, 32, workers=0)

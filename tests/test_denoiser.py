@@ -233,7 +233,6 @@ def test_shipped_dncnn_weights(shared_data):
     deterministic float32 residuals, and it really denoises a held-out LIVE1 photo."""
     import numpy as np
     import dif.extractors as d
-    from dif.extractors import dncnn as dmod
     from dif.data import center_crop, list_images, load_image
 
     raw = torch.load(d.SHIPPED_DNCNN, weights_only=True)

@@ -138,11 +138,11 @@ def test_folds_are_stratified_disjoint_and_reproducible():
 
 
 def test_reproduce_table_fold_plan_branches():
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    try:
-        import reproduce_table
-    finally:
-        sys.path.remove(str(ROOT / "benchmarks"))
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("reproduce_table", ROOT / "benchmarks" / "reproduce_table.py")
+    reproduce_table = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(reproduce_table)
     small = np.array([0] * 30 + [1] * 30)
     folds = reproduce_table.fold_plan(small, 4, 200, 512, 0)
     assert len(folds) == 4 and sorted(np.concatenate(folds).tolist()) == list(range(60))

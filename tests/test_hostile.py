@@ -20,7 +20,7 @@ from dif.cli import run_main
 from dif.checkpoint import save_checkpoint
 from dif.extractors import DnCNN as NetDnCNN, save_dncnn
 from dif.fingerprint import TrainState
-from conftest import ROOT, make_dataset, write_png
+from conftest import ROOT, make_dataset
 
 TRAIN = ["--epochs", "4", "--crop", "64", "--batch", "8", "--checkpoint-every", "2", "--augment", "0", "--quiet",
          "--denoiser", "highpass"]

@@ -14,13 +14,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from pathlib import Path
 from typing import Optional, Sequence
 
 from ..cli import Parser, add_common_arguments, resolve_device, run_main, setup_logging
-from ..config import add_config_arguments, config_from_args, read_json, validate_fields
+from ..config import add_config_arguments, config_from_args, validate_fields
 from ..errors import DIFError, shown
 from .train import DFXConfig
 
@@ -104,8 +103,6 @@ def _check_class(name: str, classes: list[str]) -> int:
 
 
 def cmd_train_base(args) -> int:
-    import torch
-
     from ..atomic import RunFolder, save_torch_atomic, write_text_atomic
     from .data import base_model_set, load_resized
     from .train import train_base
@@ -181,8 +178,6 @@ def cmd_train_complete(args) -> int:
 
 
 def cmd_test(args) -> int:
-    import numpy as np
-
     from ..atomic import check_output_file, write_text_atomic
     from ..robustness import DFX_SUITE, get_perturbation
     from .data import load_resized

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from ..atomic import csv_text, write_text_atomic
-from ..data import FAKE_DIR, REAL_DIR, Skipped, scan_folder, stream_images
+from ..data import REAL_DIR, Skipped, scan_folder, stream_images
 from ..errors import DIFError, first_line, shown
 
 log = logging.getLogger(__name__)

@@ -19,7 +19,7 @@ from ..methods.base import Method
 from ..safe_pickle import load_weights_only
 from .data import (Item, base_model_set, load_resized, normalise, real_index, resize_square, stratified_split,
                    subset)
-from .models import CompleteModel, FusionHead, backbone_spec, build_backbone, headless
+from .models import CompleteModel, FusionHead, build_backbone, headless
 from .train import DFXConfig, train_base, train_complete
 
 MODEL_FILE = "model.pt"

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from ..atomic import write_text_atomic
-from ..calibration import CALIBRATION_NAME, calibrate, choose_centres, load_calibration, save_calibration
+from ..calibration import calibrate, choose_centres, load_calibration, save_calibration
 from ..checkpoint import checkpoint_path, load_fingerprint_dir, save_checkpoint
 from ..config import DIFConfig
 from ..data import center_crop, draw_subset, training_residuals
