@@ -41,12 +41,16 @@ def parse_args(argv: Sequence[str] | None = None):
                                                             "fingerprint, else the package default)")
     p.add_argument("--perturb", default=None, metavar="NAMES",
                    help="robustness suite: comma-separated perturbations (jpeg95,jpeg90,jpeg75,jpeg50,resize0.5,resize2,"
-                        "blur0.5,blur1,shift1,shift4,rot5,crop) or 'all'")
+                        "blur0.5,blur1,shift1,shift4,rot5,crop,mirror, any jpegQ/resizeF/blurS/blurkK/shiftN/rotD), "
+                        "'all' (the first twelve) or 'dfx' (DeepFeatureX's suite)")
     p.add_argument("--cross", action="store_true", help="cross-detection matrix of every checkpoint on every generator")
     p.add_argument("--json", type=Path, default=None, help="write the metrics as JSON")
     p.add_argument("--csv", type=Path, default=None,
                    help="write one row per image (per perturbation / pair with --perturb / --cross)")
     p.add_argument("--plots", type=Path, default=None, help="folder for figures")
+    p.add_argument("--resume", type=Path, default=None, metavar="FILE",
+                   help="keep per-image scores in this append-only file: a killed run continues where it stopped, "
+                        "a finished one recomputes nothing (under torchrun: FILE.rank<r> per process)")
     for name in method_names():
         get_method(name).add_eval_arguments(p)
     args = p.parse_args(argv)
@@ -106,7 +110,7 @@ def _find_inputs(data: Path):
     raise DIFError(f"not an image file: {shown(data)}")
 
 
-def run_cross(args, device) -> int:
+def run_cross(args, device, world, store, say) -> int:
     from dif import plots
     from dif.evaluate import cross_detection
     from dif.lineage import find_generators, fingerprint_similarity, load_methods
@@ -116,7 +120,9 @@ def run_cross(args, device) -> int:
     gens = find_generators(args.data_dir)
     conditions = ["clean"] + (parse_perturbations(args.perturb) if args.perturb else [])
     results = cross_detection(methods, gens, conditions, batch_size=args.batch, workers=args.workers,
-                              progress=not args.quiet)
+                              progress=not args.quiet, world=world, store=store)
+    if not world.is_main:
+        return 0
     score = next(iter(methods.values())).info().get("score", "score")
     for cond, res in results.items():
         print(f"\n[{cond}] accuracy (rows: fingerprints, columns: generators; score {score})")
@@ -162,6 +168,21 @@ def run_cross(args, device) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     setup_logging()
+    from dif.distributed import ScoreStore, close_world, init_world
+
+    _check_outputs(args)  # on every process alike, before the process group starts
+    world, device = init_world(resolve_device(args.device))
+    store = ScoreStore(args.resume, world) if args.resume else None
+    try:
+        return _main(args, world, device, store)
+    finally:
+        if store is not None:
+            store.close()
+        close_world(world)
+
+
+def _main(args, world, device, store) -> int:
+    """The evaluation, on every process; only the first prints and writes."""
 
     from dif import plots
     from dif.errors import DIFError, shown
@@ -169,24 +190,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     from dif.methods import load_method
     from dif.robustness import parse_perturbations
 
-    _check_outputs(args)
-    device = resolve_device(args.device)
     if args.cross:
-        return run_cross(args, device)
+        return run_cross(args, device, world, store, print)
     perturbations = parse_perturbations(args.perturb) if args.perturb else []
     data = Path(args.data_dir)
     paths, labels, labelled, ds, skipped_entries = _find_inputs(data)
     if perturbations and not labelled:
         raise DIFError("--perturb needs a labelled DATA_DIR (0_real/ and 1_fake/)")
     method = load_method(args.check_dir, args.epoch, args, device)
-    print(method.summary_line())
-    for p, why in skipped_entries:
+    if world.is_main:
+        print(method.summary_line())
+    for p, why in skipped_entries if world.is_main else []:  # found by the folder scan: the same on every rank
         logging.getLogger("eval_dif").warning("skipping %s: %s", shown(p), why)
     meta = dict(method.info(), method=method.name, data=str(data))
     label = method.score_label
 
     if not labelled:
-        scored, pred = score_unlabelled(method, paths, args.batch, args.workers, progress=not args.quiet)
+        scored, pred = score_unlabelled(method, paths, args.batch, args.workers, progress=not args.quiet, world=world,
+                                        store=store)
+        if not world.is_main:
+            return 0
         n_skipped = len(scored.skipped) + len(skipped_entries)
         if n_skipped:
             print(f"warning: skipped {n_skipped} unusable file(s) (see the warnings above)")
@@ -204,7 +227,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
 
     evals = evaluate_labelled(method, ds, perturbations, args.batch, args.workers, progress=not args.quiet,
-                              name="method")
+                              name="method", world=world, store=store)
+    if not world.is_main:
+        return 0
     results = {c: e.metrics for c, e in evals.items()}
     n_skipped = results["clean"]["skipped"]
     if n_skipped:

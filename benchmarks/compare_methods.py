@@ -3,7 +3,8 @@
 
     python benchmarks/compare_methods.py [DATA_ROOT] [--folds 2] [--out results/compare]
 
-DATA_ROOT (default ../shared/data) is a folder of generator folders with 0_real/ and 1_fake/, or
+Under ``torchrun --nproc_per_node N`` the generators are shared out among the processes and
+rank 0 writes the same table. DATA_ROOT (default ../shared/data) is a folder of generator folders with 0_real/ and 1_fake/, or
 the shared data itself (its cnndetection/* and dif_official/samples/* generators). For every
 generator the images are split into the same stratified, seeded folds for every method; each
 method is trained on the other folds with its own recipe and defaults, and scored on the held-out
@@ -71,6 +72,7 @@ def main(argv=None) -> int:
     from dif.atomic import check_output_dir, write_text_atomic
     from dif.cli import resolve_device
     from dif.data import find_labelled
+    from dif.distributed import close_world, init_world
     from dif.errors import DIFError
     from dif.evaluate import score_images, stratified_folds
     from dif.metrics import binary_metrics
@@ -84,14 +86,15 @@ def main(argv=None) -> int:
         if not gens:
             raise DIFError(f"--only {args.only}: no such generator")
     check_output_dir(args.out, "--out")
-    device = resolve_device(args.device)
+    world, device = init_world(resolve_device(args.device))  # under torchrun: generators shared out by rank
     methods = make_methods(args)
     if args.methods:
         methods = {n: m for n, m in methods.items() if n in set(args.methods.split(","))}
     results: dict = {"folds": args.folds, "seed": args.seed, "device": str(device), "generators": {}}
     t_all = time.perf_counter()
-    for g, folder in gens.items():
-        ds = find_labelled(folder)
+    names_all = list(gens)
+    for g in [names_all[i] for i in world.shard(len(names_all))]:
+        ds = find_labelled(gens[g])
         paths, labels = ds.paths, np.array(ds.labels)
         folds = stratified_folds(labels, args.folds, args.seed)
         per = {n: [] for n in methods}
@@ -118,7 +121,15 @@ def main(argv=None) -> int:
                             "fit_s": float(np.mean([r["fit_s"] for r in v])),
                             "score_s_per_image": float(np.mean([r["score_s_per_image"] for r in v])),
                             "folds": v} for n, v in per.items()}}
-        write_text_atomic(args.out / "results.json", json.dumps(results, indent=1) + "\n")
+        if not world.distributed:
+            write_text_atomic(args.out / "results.json", json.dumps(results, indent=1) + "\n")
+    parts = world.gather(results["generators"])
+    close_world(world)
+    if not world.is_main:
+        return 0
+    results["generators"] = {g: r for part in parts for g, r in part.items()}
+    results["generators"] = {g: results["generators"][g] for g in names_all if g in results["generators"]}
+    results["processes"] = world.size
     results["seconds"] = round(time.perf_counter() - t_all, 1)
     names = list(methods)
     lines = [f"Held-out accuracy / AUC, {args.folds}-fold, same folds for every method (seed {args.seed}); "

@@ -8,7 +8,8 @@ For each DATA_ROOT/<generator>/{0_real,1_fake}: a fingerprint is trained per fol
 class has at most --kfold-below images, else one split with --train-size images per class for
 training) and evaluated on the held-out images with both scores (corr, shift) and every set of
 centres (paper, train, and cv when --calibrate-folds > 0), clean and under each perturbation.
-Prints the paper's table with its accuracies beside ours (generators the data root lacks are shown
+Under ``torchrun --nproc_per_node N`` the generators are shared out among the processes and rank 0
+writes the same files. Prints the paper's table with its accuracies beside ours (generators the data root lacks are shown
 as missing) and writes results.json and results.csv to --out.
 """
 from __future__ import annotations
@@ -75,6 +76,7 @@ def main(argv=None) -> int:
     from dif.config import DIFConfig, config_from_args
     from dif.data import compute_residuals, find_labelled, training_residuals
     from dif.detect import SCORES, Detector, detection_metrics
+    from dif.distributed import close_world, init_world
     from dif.errors import DIFError
     from dif.extractors import build_extractor
     from dif.fingerprint import train_fingerprint
@@ -92,6 +94,7 @@ def main(argv=None) -> int:
         gens = {g: p for g, p in gens.items() if g in wanted}
     check_output_dir(args.out, "--out")
     check_output_dir(args.save_fingerprints, "--save-fingerprints")
+    world, _ = init_world(torch.device("cpu"))  # under torchrun: generators shared out by rank
     ext = build_extractor(args.denoiser)
     cfg0 = config_from_args(DIFConfig, args, extractor=ext.spec, calibrate="cv" if args.calibrate_folds > 0 else "none",
                             folds=max(2, args.calibrate_folds)).validate()
@@ -105,7 +108,8 @@ def main(argv=None) -> int:
         ds = find_labelled(folder)
         folds = fold_plan(np.array(ds.labels), args.folds, args.kfold_below, cfg0.train_size, args.seed)
         plan.append((g, ds, folds))
-    bar = tqdm(total=sum(len(f) for *_, f in plan), desc="folds", disable=args.quiet)
+    plan = [plan[i] for i in world.shard(len(plan))]
+    bar = tqdm(total=sum(len(f) for *_, f in plan), desc="folds", disable=args.quiet or not world.is_main)
     for g, ds, _ in plan:
         bar.set_description(g)
         ts = training_residuals(ds.paths, ds.labels, ext, crop, augment=cfg0.augment, reencode=cfg0.reencode,
@@ -169,8 +173,15 @@ def main(argv=None) -> int:
                 "fake_accuracy": float(np.mean([m["fake_accuracy"] for m in ms])), "folds": len(ms)}
         results["generators"][g] = {"n_real": int((clean_labels == 0).sum()), "n_fake": int((clean_labels == 1).sum()),
                                     "folds": len(folds), "results": summary}
-        write_text_atomic(args.out / "results.json", json.dumps(results, indent=1) + "\n")
+        if not world.distributed:
+            write_text_atomic(args.out / "results.json", json.dumps(results, indent=1) + "\n")
     bar.close()
+    parts = world.gather(results["generators"])
+    close_world(world)
+    if not world.is_main:
+        return 0
+    merged = {g: r for part in parts for g, r in part.items()}
+    results["generators"] = {g: merged[g] for g in gens if g in merged}
     results["seconds"] = round(time.perf_counter() - t_start, 1)
     write_text_atomic(args.out / "results.json", json.dumps(results, indent=1) + "\n")
 

@@ -41,30 +41,31 @@ def scan_folder(folder: str | Path) -> tuple[list[Path], Skipped]:
     folder = Path(folder)
     if not folder.is_dir():
         raise DIFError(f"folder not found: {shown(folder)}")
-    try:
-        entries = sorted(os.scandir(folder), key=lambda e: e.name)
-    except OSError as exc:
-        raise DIFError(f"cannot read folder {shown(folder)} ({first_line(exc)})") from None
     images: list[Path] = []
     skipped: Skipped = []
-    for e in entries:
-        p = Path(e.path)
-        if e.name.startswith("."):
-            continue
-        image_name = p.suffix.lower() in IMAGE_EXTENSIONS
-        try:
-            regular = e.is_file()
-            is_dir = e.is_dir()
-        except OSError:
-            regular = is_dir = False
-        if regular and image_name:
-            images.append(p)
-        elif image_name:
-            skipped.append((p, "not a regular file"))
-        elif regular:
-            skipped.append((p, f"unsupported file type ({p.suffix.lower() or 'no extension'})"))
-        elif not is_dir:
-            skipped.append((p, "not a regular file"))
+    try:
+        with os.scandir(folder) as it:  # streamed: only the images (and what is skipped) are kept
+            for e in it:
+                if e.name.startswith("."):
+                    continue
+                p = Path(e.path)
+                image_name = p.suffix.lower() in IMAGE_EXTENSIONS
+                try:
+                    regular, is_dir = e.is_file(), e.is_dir()
+                except OSError:
+                    regular = is_dir = False
+                if regular and image_name:
+                    images.append(p)
+                elif image_name:
+                    skipped.append((p, "not a regular file"))
+                elif regular:
+                    skipped.append((p, f"unsupported file type ({p.suffix.lower() or 'no extension'})"))
+                elif not is_dir:
+                    skipped.append((p, "not a regular file"))
+    except OSError as exc:
+        raise DIFError(f"cannot read folder {shown(folder)} ({first_line(exc)})") from None
+    images.sort(key=lambda p: p.name)
+    skipped.sort(key=lambda s: s[0].name)
     return images, skipped
 
 

@@ -69,8 +69,8 @@ class Detector:
 
     def _score_block(self, residuals: torch.Tensor, score: str, sign: float) -> torch.Tensor:
         fp = crop_to(self.fingerprint, tuple(residuals.shape[-2:])).to(residuals.device, residuals.dtype)
-        if score == "corr":
-            return pearson(fp, residuals)
+        if score == "corr":  # in float64: the same score whatever the batch and the thread count (sharded runs)
+            return pearson(fp.double(), residuals.double())
         if score == "shift":
             win = shift_window(circular_ncc(fp, residuals), self.max_shift).flatten(1)
             return sign * (sign * win).max(dim=1).values

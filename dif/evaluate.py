@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from .data import LabelledSet, Skipped, find_labelled, same_size_groups, stream_images
+from .distributed import ScoreStore, World, merge_shards
 from .errors import DIFError, shown
 from .methods.base import Method
 from .metrics import binary_metrics, predictions
@@ -71,11 +72,14 @@ class Scored:
 def score_images(methods: Mapping[str, Method], paths: Sequence[Path], labels: Sequence[int],
                  transform: Optional[Callable[[torch.Tensor], torch.Tensor]] = None, allow_smaller: bool = False,
                  batch_size: int = 8, workers: Optional[int] = None, progress: bool = False,
-                 desc: str = "Scoring") -> Scored:
+                 desc: str = "Scoring", world: World = World(), store: Optional[ScoreStore] = None,
+                 condition: str = "clean") -> Scored:
     """Score images with several methods in one streamed pass: each image is decoded once,
     prepared once per distinct ``prepare_key`` and turned into features once per distinct
     ``feature_key``. An image whose features or scores are not finite is skipped (a score is
-    never NaN)."""
+    never NaN). Under torchrun each process scores its shard (``world``) and every process gets
+    all scores back in the order of ``paths``. With a ``store``, scores found there (same
+    ``condition``, method, file and file version) are reused and new ones appended per batch."""
     names = list(methods)
     prep_keys: dict[Hashable, int] = {}
     prepares = []
@@ -87,10 +91,30 @@ def score_images(methods: Mapping[str, Method], paths: Sequence[Path], labels: S
             prepares.append(methods[n].prepare(allow_smaller))
         groups.setdefault((pk, methods[n].feature_key()), []).append(n)
     labels = list(labels)
-    kept: list[int] = []
-    out: dict[str, list[np.ndarray]] = {n: [] for n in names}
+    mine = world.shard(len(paths))
+    done: dict[int, dict[str, float]] = {}     # image index -> scores (this rank's)
+    skipped_idx: dict[int, str] = {}           # image index -> reason (this rank's)
+    keys: dict[int, str] = {}
+    digests = {n: methods[n].digest() for n in names} if store is not None else {}
+    todo = mine
+    if store is not None:
+        todo = []
+        for i in mine:
+            keys[i] = ScoreStore.key(paths[i], condition, "+".join(digests[n] for n in names))
+            got = {n: store.get(keys[i], n) for n in names + ["*"]}
+            if got["*"] is not None:
+                skipped_idx[i] = got["*"][1]
+            elif all(got[n] is not None for n in names):
+                done[i] = {n: float(got[n][0]) for n in names}
+            else:
+                todo.append(i)
+        if len(mine) - len(todo):
+            log.info("resumed %d of %d images from %s", len(mine) - len(todo), len(mine), shown(store.path))
+    index_of = {Path(paths[i]): i for i in todo}
     skipped: Skipped = []
-    for idx, cols in stream_images(paths, prepares, transform, batch_size, workers, skipped, progress, desc):
+    for local, cols in stream_images([paths[i] for i in todo], prepares, transform, batch_size, workers, skipped,
+                                     progress and world.is_main, desc):
+        idx = [todo[j] for j in local]
         batch = {n: np.full(len(idx), np.nan) for n in names}
         for (pk, _), members in groups.items():
             for pos, block in same_size_groups(cols[prep_keys[pk]]):
@@ -98,15 +122,33 @@ def score_images(methods: Mapping[str, Method], paths: Sequence[Path], labels: S
                 for n in members:
                     batch[n][pos] = methods[n].score_features(feats)
         ok = np.logical_and.reduce([np.isfinite(batch[n]) for n in names])
-        for j in np.flatnonzero(~ok):
-            msg = f"{shown(paths[idx[j]])}: score is not finite (NaN or infinite residual)"
-            log.warning("skipping %s", msg)
-            skipped.append((Path(paths[idx[j]]), msg))
-        kept.extend(i for i, good in zip(idx, ok) if good)
-        for n in names:
-            out[n].append(batch[n][ok])
-    return Scored([Path(paths[i]) for i in kept], np.array([labels[i] for i in kept], dtype=np.int64),
-                  {n: np.concatenate(v) if v else np.empty(0) for n, v in out.items()}, skipped)
+        rows = []
+        for j, i in enumerate(idx):
+            if ok[j]:
+                done[i] = {n: float(batch[n][j]) for n in names}
+                rows += [(keys[i], n, repr(done[i][n]), "") for n in names] if store is not None else []
+            else:
+                msg = f"{shown(paths[i])}: score is not finite (NaN or infinite residual)"
+                log.warning("skipping %s", msg)
+                skipped_idx[i] = msg
+        for p, msg in skipped:  # decoding failures of this batch
+            i = index_of[Path(p)]
+            if i not in skipped_idx:
+                skipped_idx[i] = msg
+        if store is not None:
+            failed = [i for i in idx if i in skipped_idx] + [index_of[Path(p)] for p, _ in skipped]
+            store.append(rows + [(keys[i], "*", "skip", skipped_idx[i]) for i in failed])
+        skipped.clear()
+    for p, msg in skipped:  # images of trailing batches that were all unusable
+        skipped_idx.setdefault(index_of[Path(p)], msg)
+    if store is not None:
+        store.append([(keys[index_of[Path(p)]], "*", "skip", msg) for p, msg in skipped])
+    local = (sorted(done), {n: [done[i][n] for i in sorted(done)] for n in names}, sorted(skipped_idx.items()))
+    parts = world.gather(local)
+    order, scores = merge_shards([(p[0], p[1]) for p in parts])
+    all_skipped = sorted((i, m) for p in parts for i, m in p[2])
+    return Scored([Path(paths[i]) for i in order], np.array([labels[i] for i in order], dtype=np.int64), scores,
+                  [(Path(paths[i]), m) for i, m in all_skipped])
 
 
 # ----------------------------------------------------------------------------- pipelines
@@ -127,18 +169,19 @@ def _method_metrics(method: Method, scores: np.ndarray, labels: np.ndarray, skip
 
 
 def evaluate_labelled(method: Method, data: LabelledSet, perturbations: Sequence[str] = (), batch_size: int = 8,
-                      workers: Optional[int] = None, progress: bool = False,
-                      name: str = "method") -> dict[str, Evaluation]:
+                      workers: Optional[int] = None, progress: bool = False, name: str = "method",
+                      world: World = World(), store: Optional[ScoreStore] = None) -> dict[str, Evaluation]:
     """Accuracy per class, AP and AUC of ``method`` on a labelled set, clean and under each
     perturbation (``run_robustness``); one streamed pass per condition."""
-    base, _ = method.input_transform()
+    base, base_name = method.input_transform()
     conditions = ["clean"] + [p for p in perturbations if p != "clean"]
     out: dict[str, Evaluation] = {}
     for cond in conditions:
         pert = None if cond == "clean" else get_perturbation(cond)
         scored = score_images({name: method}, data.paths, data.labels, compose(base, pert), allow_smaller=pert is not None,
                               batch_size=batch_size, workers=workers, progress=progress,
-                              desc="Scoring" if cond == "clean" else cond)
+                              desc="Scoring" if cond == "clean" else cond, world=world, store=store,
+                              condition=f"{base_name}>{cond}")
         if len(scored) == 0:
             raise DIFError(f"no usable images ({method.input_requirement()})")
         present = set(scored.labels.tolist())
@@ -155,11 +198,12 @@ def run_robustness(method: Method, data: LabelledSet, perturbations: Sequence[st
 
 
 def score_unlabelled(method: Method, paths: Sequence[Path], batch_size: int = 8, workers: Optional[int] = None,
-                     progress: bool = False, name: str = "method") -> tuple[Scored, np.ndarray]:
+                     progress: bool = False, name: str = "method", world: World = World(),
+                     store: Optional[ScoreStore] = None) -> tuple[Scored, np.ndarray]:
     """Scores and verdicts (1 generated) of unlabelled images."""
-    base, _ = method.input_transform()
+    base, base_name = method.input_transform()
     scored = score_images({name: method}, paths, [-1] * len(paths), base, batch_size=batch_size, workers=workers,
-                          progress=progress)
+                          progress=progress, world=world, store=store, condition=f"{base_name}>clean")
     if len(scored) == 0:
         raise DIFError(f"no usable images ({method.input_requirement()})")
     return scored, predictions(scored.scores[name], method.threshold)
@@ -185,8 +229,8 @@ class CrossResult:
 
 
 def cross_detection(methods: Mapping[str, Method], generators: Mapping[str, Path], conditions: Sequence[str] = ("clean",),
-                    batch_size: int = 8, workers: Optional[int] = None,
-                    progress: bool = False) -> dict[str, CrossResult]:
+                    batch_size: int = 8, workers: Optional[int] = None, progress: bool = False,
+                    world: World = World(), store: Optional[ScoreStore] = None) -> dict[str, CrossResult]:
     """Every method on every generator folder, per condition. Each generator's images are
     streamed once per condition through all methods together (features shared where methods
     share them); only per-image scores are kept."""
@@ -207,9 +251,11 @@ def cross_detection(methods: Mapping[str, Method], generators: Mapping[str, Path
         for j, g in enumerate(gens):
             ds = datasets[g]
             scored = score_images(methods, ds.paths, ds.labels, compose(base, pert), allow_smaller=pert is not None,
-                                  batch_size=batch_size, workers=workers, progress=progress, desc=f"{g} ({cond})")
+                                  batch_size=batch_size, workers=workers, progress=progress, desc=f"{g} ({cond})",
+                                  world=world, store=store, condition=f"{methods[names[0]].input_transform()[1]}>{cond}")
             if set(scored.labels.tolist()) != {0, 1}:
-                log.warning("%s: not enough usable images of both classes; left empty", g)
+                if world.is_main:
+                    log.warning("%s: not enough usable images of both classes; left empty", g)
                 continue
             for i, n in enumerate(names):
                 m = _method_metrics(methods[n], scored.scores[n], scored.labels, len(scored.skipped) + len(ds.skipped))

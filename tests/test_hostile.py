@@ -422,6 +422,7 @@ def test_saves_are_byte_reproducible(tmp_path, tiny_data, scripts):
     ("residual_quality.py", ["--crop", "5"], "--crop"),
     ("compare_methods.py", ["--folds", "1"], "--folds"),
     ("dfx_speed.py", ["--epochs", "0"], "--epochs"),
+    ("eval_distributed.py", ["--images", "1"], "--images"),
     ("eval_memory.py", ["--sizes", "0"], "--sizes"),
 ])
 def test_benchmarks_answer_bad_input_in_one_line(tmp_path, script, args, msg):

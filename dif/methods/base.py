@@ -134,6 +134,22 @@ class Method(abc.ABC):
         """What an image must be to be scored, for 'no usable images' errors."""
         return "readable"
 
+    def digest(self) -> str:
+        """What identifies this method's scores in a ``--resume`` file: its settings (``info``) and
+        the content of its checkpoint file."""
+        import hashlib
+        import json
+        import os
+
+        info = self.info()
+        h = hashlib.sha256(json.dumps(info, sort_keys=True, default=str).encode())
+        ck = info.get("checkpoint")
+        if ck and os.path.isfile(ck):
+            from ..extractors.base import file_digest
+
+            h.update(file_digest(__import__("pathlib").Path(ck)).encode())
+        return h.hexdigest()[:16]
+
     def signature(self) -> Optional[torch.Tensor]:
         """A pattern comparable across models of this method (DIF: the fingerprint), for the
         lineage similarity matrix; None when the method has none."""

@@ -243,6 +243,12 @@ class DIFMethod(Method):
                 f"{self.centres_method}: real {d.mu_real:.5f}, fake {d.mu_fake:.5f}"
                 + (f" | re-encoded {self.reencode_name}" if self.reencode_name else ""))
 
+    def digest(self) -> str:
+        import hashlib
+
+        return hashlib.sha256((super().digest() + repr(self.feature_key()) + str(self.detector.max_shift)).encode()
+                              ).hexdigest()[:16]
+
     def histogram_marks(self) -> dict[str, float]:
         d = self.detector
         assert d is not None
