@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import resource
 import subprocess
 import sys
@@ -31,8 +32,9 @@ def child(argv: list[str]) -> None:
 
     rc = run_main(eval_dif.main, argv)
     rank = int(os.environ.get("RANK", "0"))
-    print("RANKSTAT " + json.dumps({"rank": rank, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}),
-          flush=True)
+    sys.stdout.write("RANKSTAT " + json.dumps({"rank": rank, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF)
+                                                .ru_maxrss / 1024}) + "\n")
+    sys.stdout.flush()
     raise SystemExit(rc)
 
 
@@ -72,7 +74,7 @@ def main(argv=None) -> int:
             wall = time.perf_counter() - t0
             if proc.returncode:
                 raise DIFError(f"{nproc} process(es) failed: {(proc.stderr.strip().splitlines() or ['?'])[-1]}")
-            stats = [json.loads(l.split(" ", 1)[1]) for l in proc.stdout.splitlines() if l.startswith("RANKSTAT ")]
+            stats = [json.loads(m) for m in re.findall(r"RANKSTAT (\{[^}]*\})", proc.stdout)]  # ranks' lines may interleave
             text = csv.read_text()
             reference = reference or text
             row = {"extractor": spec, "processes": nproc, "images": n, "seconds": round(wall, 1),

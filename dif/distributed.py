@@ -101,9 +101,9 @@ class ScoreStore:
     finished one recomputes nothing (``eval_dif.py --resume FILE``).
 
     One CSV row per (image, method): ``key,method,score,note,ok``. The key holds the condition
-    (clean or a perturbation, and the re-encoding), the method's digest (its checkpoint file and
-    settings), the image path, its size and its mtime, so a changed image or checkpoint is scored
-    again. The final ``ok`` column marks a complete row: a last line cut off by a kill is ignored.
+    (clean or a perturbation, and the re-encoding), the image path, its size and its mtime; the
+    method column holds its name and digest (its checkpoint file and settings), so a changed image
+    or checkpoint is scored again, and an unusable image is recorded once (method ``*``). The final ``ok`` column marks a complete row: a last line cut off by a kill is ignored.
     Each process appends to its own file (``FILE``, or ``FILE.rank<r>`` under torchrun) and reads
     them all, so a run may resume with another number of processes.
     """
@@ -137,15 +137,16 @@ class ScoreStore:
                 self.entries[(row[0], row[1])] = (row[2], row[3])
 
     @staticmethod
-    def key(path, condition: str, digest: str) -> str:
-        """What makes a stored score valid: the condition, the method, the file and its version."""
+    def key(path, condition: str) -> str:
+        """What makes a stored score valid, with the method's digest beside it: the condition, the
+        file and its version."""
         try:
             st = os.stat(path)
             version = f"{st.st_size}:{st.st_mtime_ns}"
         except OSError:
             version = "missing"
         name = os.fspath(path).replace("\\", "\\\\").replace("\n", "\\n").replace("\r", "\\r")
-        return f"{condition}|{digest}|{name}|{version}"
+        return f"{condition}|{name}|{version}"
 
     def get(self, key: str, method: str) -> tuple[str, str] | None:
         return self.entries.get((key, method))

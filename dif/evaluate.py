@@ -95,16 +95,18 @@ def score_images(methods: Mapping[str, Method], paths: Sequence[Path], labels: S
     done: dict[int, dict[str, float]] = {}     # image index -> scores (this rank's)
     skipped_idx: dict[int, str] = {}           # image index -> reason (this rank's)
     keys: dict[int, str] = {}
-    digests = {n: methods[n].digest() for n in names} if store is not None else {}
+    tags = {n: f"{methods[n].name}@{methods[n].digest()}" for n in names} if store is not None else {}
+    nonfinite_tag = "!" + "+".join(sorted(tags.values()))  # unusable for these methods (not finite)
     todo = mine
-    if store is not None:
+    if store is not None:  # a score is stored per (condition, file version) and method (its digest)
         todo = []
         for i in mine:
-            keys[i] = ScoreStore.key(paths[i], condition, "+".join(digests[n] for n in names))
-            got = {n: store.get(keys[i], n) for n in names + ["*"]}
-            if got["*"] is not None:
-                skipped_idx[i] = got["*"][1]
-            elif all(got[n] is not None for n in names):
+            keys[i] = ScoreStore.key(paths[i], condition)
+            got = {n: store.get(keys[i], tags[n]) for n in names}
+            bad = store.get(keys[i], "*") or store.get(keys[i], nonfinite_tag)
+            if bad is not None:
+                skipped_idx[i] = bad[1]
+            elif all(g is not None for g in got.values()):
                 done[i] = {n: float(got[n][0]) for n in names}
             else:
                 todo.append(i)
@@ -126,7 +128,7 @@ def score_images(methods: Mapping[str, Method], paths: Sequence[Path], labels: S
         for j, i in enumerate(idx):
             if ok[j]:
                 done[i] = {n: float(batch[n][j]) for n in names}
-                rows += [(keys[i], n, repr(done[i][n]), "") for n in names] if store is not None else []
+                rows += [(keys[i], tags[n], repr(done[i][n]), "") for n in names] if store is not None else []
             else:
                 msg = f"{shown(paths[i])}: score is not finite (NaN or infinite residual)"
                 log.warning("skipping %s", msg)
@@ -136,8 +138,8 @@ def score_images(methods: Mapping[str, Method], paths: Sequence[Path], labels: S
             if i not in skipped_idx:
                 skipped_idx[i] = msg
         if store is not None:
-            failed = [i for i in idx if i in skipped_idx] + [index_of[Path(p)] for p, _ in skipped]
-            store.append(rows + [(keys[i], "*", "skip", skipped_idx[i]) for i in failed])
+            rows += [(keys[i], nonfinite_tag, "skip", skipped_idx[i]) for i in idx if i in skipped_idx]
+            store.append(rows + [(keys[i], "*", "skip", skipped_idx[i]) for i in (index_of[Path(p)] for p, _ in skipped)])
         skipped.clear()
     for p, msg in skipped:  # images of trailing batches that were all unusable
         skipped_idx.setdefault(index_of[Path(p)], msg)
