@@ -73,7 +73,8 @@ def _check_outputs(args) -> None:
     check_output_file(args.json, "--json")
     check_output_file(args.csv, "--csv")
     check_output_dir(args.plots, "--plots")
-    check_distinct({"--json": args.json, "--csv": args.csv})
+    check_output_file(args.resume, "--resume")
+    check_distinct({"--json": args.json, "--csv": args.csv, "--resume": args.resume})
 
 
 def _write(args, json_payload, csv_header, csv_rows) -> None:

@@ -114,9 +114,10 @@ class ScoreStore:
         self.path = Path(path)
         self.mine = self.path if not world.distributed else self.path.with_name(f"{self.path.name}.rank{world.rank}")
         self.entries: dict[tuple[str, str], tuple[str, str]] = {}
-        for f in sorted(self.path.parent.glob(f"{self.path.name}*")) if self.path.parent.is_dir() else []:
-            if f == self.path or f.name.startswith(f"{self.path.name}.rank"):
-                self._read(f)
+        names = sorted(os.listdir(self.path.parent)) if self.path.parent.is_dir() else []
+        for name in names:  # FILE and every FILE.rank<r> (names compared as text: no glob patterns)
+            if name == self.path.name or name.startswith(f"{self.path.name}.rank"):
+                self._read(self.path.parent / name)
         self._fd: int | None = None
 
     def _read(self, f) -> None:

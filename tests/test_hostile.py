@@ -88,7 +88,8 @@ def test_eval_output_locations_are_checked_before_any_work(trained, tiny_data, s
              (["--json", str(readonly / "m.json")], "not writable"), (["--csv", str(readonly / "m.csv")], "not writable"),
              (["--plots", str(readonly / "plots")], "not writable"), (["--plots", str(a_file)], "not a folder"),
              (["--json", str(a_file / "m.json")], "not a folder"),
-             (["--json", str(tmp_path / "same"), "--csv", str(tmp_path / "same")], "the same file")]
+             (["--json", str(tmp_path / "same"), "--csv", str(tmp_path / "same")], "the same file"),
+             (["--resume", str(a_dir)], "is a folder"), (["--resume", str(readonly / "r.csv")], "not writable")]
     for extra, msg in cases:
         assert run_main(scripts.eval.main, [str(trained), str(tiny_data), "--quiet", *extra]) == 2, extra
         assert msg in one_line_error(capsys), extra
