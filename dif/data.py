@@ -243,7 +243,8 @@ def stream_images(paths: Sequence[Path], prepares: Sequence[Prepare], transform:
                   batch_size: int = 8, workers: Optional[int] = None, skipped: Optional[Skipped] = None,
                   progress: bool = False, desc: str = "Images") -> Iterator[tuple[list[int], list[list[torch.Tensor]]]]:
     """Decode images in order, ``batch_size`` at a time, in ``workers`` processes (a DataLoader),
-    and yield (indices into ``paths``, one list of prepared tensors per ``prepare``). Only one
+    and yield (indices into ``paths``, one list of prepared tensors per ``prepare``) for every
+    batch, possibly empty when none of its images could be used. Only one
     batch is held at a time, so memory does not grow with the number of images. Unusable images
     are logged and appended to ``skipped``."""
     from tqdm.auto import tqdm
@@ -269,8 +270,7 @@ def stream_images(paths: Sequence[Path], prepares: Sequence[Prepare], transform:
                 for col, t in zip(cols, tensors):
                     col.append(t)
             bar.update(len(items))
-            if idx:
-                yield idx, cols
+            yield idx, cols  # also when every image of the batch was unusable: the caller sees its skips
     finally:
         bar.close()
 
@@ -343,13 +343,9 @@ def compute_residuals(
         res_all = torch.cat(out)
     else:
         res_all = out
-    # blocks were appended per size group: restore the order of ``paths`` for a single tensor
-    order = sorted(range(len(kept)), key=lambda k: kept[k])
-    if isinstance(res_all, torch.Tensor) and order != list(range(len(kept))):
-        res_all = res_all[order]
-    kept_sorted = [kept[k] for k in order] if isinstance(res_all, torch.Tensor) else kept
-    return ResidualCache([Path(paths[i]) for i in kept_sorted], torch.tensor([int(labels[i]) for i in kept_sorted],
-                                                                              dtype=torch.long), res_all, skipped)
+    # one tensor means every batch was one size group, so ``kept`` is already in the order of ``paths``
+    return ResidualCache([Path(paths[i]) for i in kept], torch.tensor([int(labels[i]) for i in kept], dtype=torch.long),
+                         res_all, skipped)
 
 
 @dataclass

@@ -124,27 +124,22 @@ def score_images(methods: Mapping[str, Method], paths: Sequence[Path], labels: S
                 for n in members:
                     batch[n][pos] = methods[n].score_features(feats)
         ok = np.logical_and.reduce([np.isfinite(batch[n]) for n in names])
-        rows = []
+        rows = []  # for the store: scores, and the images found unusable
         for j, i in enumerate(idx):
             if ok[j]:
                 done[i] = {n: float(batch[n][j]) for n in names}
-                rows += [(keys[i], tags[n], repr(done[i][n]), "") for n in names] if store is not None else []
+                rows += [(keys.get(i), tags.get(n), repr(done[i][n]), "") for n in names]
             else:
-                msg = f"{shown(paths[i])}: score is not finite (NaN or infinite residual)"
-                log.warning("skipping %s", msg)
-                skipped_idx[i] = msg
-        for p, msg in skipped:  # decoding failures of this batch
+                skipped_idx[i] = f"{shown(paths[i])}: score is not finite (NaN or infinite residual)"
+                log.warning("skipping %s", skipped_idx[i])
+                rows.append((keys.get(i), nonfinite_tag, "skip", skipped_idx[i]))
+        for p, msg in skipped:  # this batch's decoding failures
             i = index_of[Path(p)]
-            if i not in skipped_idx:
-                skipped_idx[i] = msg
-        if store is not None:
-            rows += [(keys[i], nonfinite_tag, "skip", skipped_idx[i]) for i in idx if i in skipped_idx]
-            store.append(rows + [(keys[i], "*", "skip", skipped_idx[i]) for i in (index_of[Path(p)] for p, _ in skipped)])
+            skipped_idx[i] = msg
+            rows.append((keys.get(i), "*", "skip", msg))
         skipped.clear()
-    for p, msg in skipped:  # images of trailing batches that were all unusable
-        skipped_idx.setdefault(index_of[Path(p)], msg)
-    if store is not None:
-        store.append([(keys[index_of[Path(p)]], "*", "skip", msg) for p, msg in skipped])
+        if store is not None:
+            store.append(rows)
     local = (sorted(done), {n: [done[i][n] for i in sorted(done)] for n in names}, sorted(skipped_idx.items()))
     parts = world.gather(local)
     order, scores = merge_shards([(p[0], p[1]) for p in parts])
@@ -241,7 +236,7 @@ def cross_detection(methods: Mapping[str, Method], generators: Mapping[str, Path
     if len(transforms) > 1:
         raise DIFError(f"the fingerprints were trained with different --reencode settings {sorted(transforms)}; "
                        "pass --reencode to choose one")
-    base = methods[names[0]].input_transform()[0]
+    base, base_name = methods[names[0]].input_transform()
     extractors = {n: str(methods[n].info().get("extractor", methods[n].name)) for n in names}
     results = {}
     datasets = {g: find_labelled(p) for g, p in generators.items()}
@@ -254,7 +249,7 @@ def cross_detection(methods: Mapping[str, Method], generators: Mapping[str, Path
             ds = datasets[g]
             scored = score_images(methods, ds.paths, ds.labels, compose(base, pert), allow_smaller=pert is not None,
                                   batch_size=batch_size, workers=workers, progress=progress, desc=f"{g} ({cond})",
-                                  world=world, store=store, condition=f"{methods[names[0]].input_transform()[1]}>{cond}")
+                                  world=world, store=store, condition=f"{base_name}>{cond}")
             if set(scored.labels.tolist()) != {0, 1}:
                 if world.is_main:
                     log.warning("%s: not enough usable images of both classes; left empty", g)

@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from .config import DIFConfig
+from .errors import DIFError
 from .unet import UNet
 
 log = logging.getLogger(__name__)
@@ -177,7 +178,6 @@ def train_fingerprint(
             state.train_real.append(_nanmean(c[~is_fake]))
             state.train_fake.append(_nanmean(c[is_fake]))
         if not (torch.isfinite(ema).all() and math.isfinite(state.loss[-1])):
-            from .errors import DIFError
             raise DIFError(f"training diverged at epoch {epoch} (NaN or infinite loss or fingerprint; nothing saved "
                            f"for it): try a smaller --lr")
         state.fingerprint = ema.detach().cpu()

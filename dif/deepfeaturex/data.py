@@ -244,7 +244,7 @@ def load_resized(paths: Sequence[Path], size: int, crop: int = 0, batch_size: in
     keep = len(paths) * 3 * side * side <= max_bytes or transform is not None
     prepare = resize_square(size, crop) if keep else _decodable
     for idx, (imgs,) in stream_images(paths, [prepare], transform, batch_size, workers, skipped, progress, desc):
-        if keep:
+        if keep and imgs:
             blocks.append((torch.stack(imgs) * 255).round().to(torch.uint8))
         kept += idx
     if not keep:

@@ -68,20 +68,19 @@ class DeepFeatureXMethod(Method):
         usable = [it for it in items if it.split in ("base", "complete")]
         imgs, kept, skipped = load_resized([it.path for it in usable], cfg.image_size, cfg.crop, workers=workers,
                                            progress=progress, desc="Decoding")
-        index = {id(usable[i]): j for j, i in enumerate(kept)}
+        row = {usable[i].path: j for j, i in enumerate(kept)}  # image -> its row in ``imgs``
         bases, report = [], {"skipped": len(skipped), "base": {}, "side": side}
-        base_items = [it for it in usable if it.split == "base" and id(it) in index]
+        base_items = [it for it in usable if it.split == "base" and it.path in row]
         for k, c in enumerate(self.classes):
-            chosen = base_model_set([Item(it.path, it.label, it.model) for it in base_items], k, cfg.perc_to_take, cfg.seed)
-            lookup = {it.path: index[id(it)] for it in base_items}
-            x = subset(imgs, [lookup[it.path] for it in chosen])
-            model, hist = train_base(x, [it.label for it in chosen], cfg, device, progress, desc=f"Base model {c}")
+            chosen = base_model_set(base_items, k, cfg.perc_to_take, cfg.seed)
+            model, hist = train_base(subset(imgs, [row[it.path] for it in chosen]), [it.label for it in chosen], cfg,
+                                     device, progress, desc=f"Base model {c}")
             bases.append(model)
             report["base"][c] = {"images": len(chosen), "main": sum(it.label for it in chosen), **hist}
-        comp = [it for it in usable if it.split == "complete" and id(it) in index]
+        comp = [it for it in usable if it.split == "complete" and it.path in row]
         if len({it.label for it in comp}) < 2:
             raise DIFError("the complete model's split holds fewer than two classes")
-        self.model, hist = train_complete(bases, subset(imgs, [index[id(it)] for it in comp]), [it.label for it in comp],
+        self.model, hist = train_complete(bases, subset(imgs, [row[it.path] for it in comp]), [it.label for it in comp],
                                           len(self.classes), cfg, device, progress)
         report["complete"] = {"images": len(comp), **hist}
         self.history = report

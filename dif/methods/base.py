@@ -139,15 +139,14 @@ class Method(abc.ABC):
         the content of its checkpoint file."""
         import hashlib
         import json
-        import os
+
+        from ..extractors.base import file_digest
 
         info = self.info()
         h = hashlib.sha256(json.dumps(info, sort_keys=True, default=str).encode())
-        ck = info.get("checkpoint")
-        if ck and os.path.isfile(ck):
-            from ..extractors.base import file_digest
-
-            h.update(file_digest(__import__("pathlib").Path(ck)).encode())
+        ck = Path(str(info.get("checkpoint", "")))
+        if ck.is_file():
+            h.update(file_digest(ck).encode())
         return h.hexdigest()[:16]
 
     def signature(self) -> Optional[torch.Tensor]:
