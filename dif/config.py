@@ -169,6 +169,9 @@ class DIFConfig:
         multiple = 2**self.depth
         if self.crop < multiple or self.crop % multiple:
             raise DIFError(f"crop must be a positive multiple of {multiple} (got {self.crop})")
+        if self.crop < 2 * multiple:  # the deepest level would be 1 x 1: BatchNorm of one noise image is undefined
+            raise DIFError(f"crop must be at least {2 * multiple} (got {self.crop}: the U-Net's deepest level would "
+                           "be 1 x 1 pixel)")
         return self
 
     def to_dict(self) -> dict[str, Any]:

@@ -130,8 +130,11 @@ def load_image(path: str | Path, max_pixels: int = MAX_PIXELS) -> torch.Tensor:
 
 
 def crop_offsets(H: int, W: int, h: int, w: int) -> tuple[int, int]:
-    """Top-left corner of the central h x w window of an H x W array."""
-    return (H - h) // 2, (W - w) // 2
+    """Top-left corner of the central h x w window of an H x W array, placed as torchvision's
+    ``CenterCrop`` (the authors' transform) places it: ``int(round((H - h) / 2))``, Python's
+    round-half-to-even, so an odd margin of 327 px starts at 164, not 163 (the fingerprint's grid
+    must fall on the same pixels as in their evaluation)."""
+    return int(round((H - h) / 2.0)), int(round((W - w) / 2.0))
 
 
 def center_crop(img: torch.Tensor, size: tuple[int, int], allow_smaller: bool = False) -> torch.Tensor:

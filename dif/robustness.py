@@ -3,11 +3,15 @@
 Every perturbation maps a 3 x H x W float tensor in [0, 1] to another (possibly of another
 size) and is deterministic. Names: ``jpeg95 jpeg90 jpeg75 jpeg50 resize0.5 resize2 blur0.5
 blur1 shift1 shift4 rot5 crop`` (``all`` = every one), ``mirror``, ``dfx`` (DeepFeatureX's suite),
-plus any ``jpegQ``, ``resizeF``, ``blurS`` (sigma), ``blurkK`` (kernel size), ``shiftN``, ``rotD``.
+plus any ``jpegQ``, ``resizeF``, ``blurS`` (sigma), ``blurkK`` (kernel size), ``shiftN``, ``rotD``,
+``noiseS`` (Gaussian noise of standard deviation S, in [0, 1] units, clipped), ``cropF`` (keep the
+central fraction F of each side). ``crop`` keeps 75% of the area at an odd, off-centre offset;
+``shiftN`` and ``rotD`` never put wrapped, padded or corner-fill pixels into what is scored.
 """
 from __future__ import annotations
 
 import io
+import math
 import re
 from typing import Callable, Optional
 
@@ -71,21 +75,77 @@ def blur_kernel(x: torch.Tensor, k: int) -> torch.Tensor:
     return gaussian_blur(x.unsqueeze(0), [k, k], [sigma, sigma])[0].clamp(0, 1)
 
 
+def noise(x: torch.Tensor, std: float) -> torch.Tensor:
+    """Add Gaussian noise of standard deviation ``std`` and clip to [0, 1]. The noise is seeded by
+    the image's content, so a perturbation is the same every time it is applied to one image."""
+    import zlib
+
+    seed = zlib.crc32(x.detach().cpu().contiguous().numpy().tobytes())
+    g = torch.Generator().manual_seed(seed)
+    return (x + std * torch.randn(x.shape, generator=g, dtype=x.dtype)).clamp(0, 1)
+
+
 def mirror(x: torch.Tensor) -> torch.Tensor:
     """Left-right flip."""
     return torch.flip(x, dims=(-1,))
 
 
 def shift(x: torch.Tensor, pixels: int) -> torch.Tensor:
-    """Move the content ``pixels`` down and right (circularly; the wrapped border lies outside
-    a centre crop of a larger image), so a crop taken afterwards is misaligned with the
-    generator's grid by that many pixels."""
-    return torch.roll(x, shifts=(int(pixels), int(pixels)), dims=(-2, -1))
+    """Move the image ``pixels`` against the generator's pixel grid: the first 2N rows and columns
+    are dropped, so the centre (where a centre crop is taken, and where a fingerprint is centred)
+    lies N pixels further down-right in the original (N +- 1 where a margin is odd and N is odd:
+    the crop rounds half to even). Nothing is wrapped or padded: every pixel scored is a real one,
+    also for images no larger than the crop."""
+    n = 2 * int(pixels)
+    h, w = x.shape[-2:]
+    if n >= min(h, w):
+        raise DIFError(f"shift{pixels} needs an image larger than {n} px")
+    return x[..., n:, n:].contiguous()
+
+
+def inscribed_scale(h: int, w: int, degrees: float) -> float:
+    """The largest a such that an a*h x a*w axis-aligned rectangle at the centre of an h x w image
+    rotated by ``degrees`` holds no pixel from outside the image."""
+    t = math.radians(abs(degrees) % 180)
+    c, s_ = abs(math.cos(t)), abs(math.sin(t))
+    return min(w / (w * c + h * s_), h / (w * s_ + h * c))
 
 
 def rotate(x: torch.Tensor, degrees: float) -> torch.Tensor:
-    """Rotate by ``degrees`` (bicubic), keeping the size; the corners are cut off by the crop."""
+    """Rotate by ``degrees`` (bicubic), then keep the largest central rectangle of the same shape
+    that holds no corner fill (5 degrees: 92% of each side), so no black corner is ever scored."""
+    from .data import center_crop
+
+    h, w = x.shape[-2:]
+    r = from_pil(to_pil(x).rotate(float(degrees), resample=Image.BICUBIC))
+    a = inscribed_scale(h, w, degrees)
+    return center_crop(r, (max(1, math.floor(h * a) - 2), max(1, math.floor(w * a) - 2))).contiguous()
+
+
+def roll(x: torch.Tensor, pixels: int) -> torch.Tensor:
+    """Circular shift down-right, same size (training augmentation only: for images no larger
+    than the crop the wrapped rows are scored, which the ``shiftN`` perturbation avoids)."""
+    return torch.roll(x, shifts=(int(pixels), int(pixels)), dims=(-2, -1))
+
+
+def rotate_same_size(x: torch.Tensor, degrees: float) -> torch.Tensor:
+    """Rotation keeping the size, corners filled black (training augmentation only)."""
     return from_pil(to_pil(x).rotate(float(degrees), resample=Image.BICUBIC))
+
+
+CROP_AREA = 0.75
+
+
+def off_grid_crop(x: torch.Tensor, area: float = CROP_AREA) -> torch.Tensor:
+    """A platform's crop that keeps ``area`` of the image (sqrt(area) of each side) at an odd
+    offset of about a third of the margin: neither centred nor on the 2/4/8/16 px grid a
+    generator's up-sampling leaves, so a centre crop taken afterwards is off the generator's grid."""
+    h, w = x.shape[-2:]
+    k = math.sqrt(area)
+    ch, cw = max(1, round(h * k)), max(1, round(w * k))
+    oy, ox = ((h - ch) // 3) | 1, ((w - cw) // 3) | 1
+    oy, ox = min(oy, h - ch), min(ox, w - cw)
+    return x[..., oy:oy + ch, ox:ox + cw].contiguous()
 
 
 def centre_crop_fraction(x: torch.Tensor, fraction: float = 0.75) -> torch.Tensor:
@@ -103,6 +163,8 @@ _PATTERNS: list[tuple[str, Callable[[str], Perturbation]]] = [
     (r"shift(\d+)", lambda a: lambda x: shift(x, int(a))),
     (r"rot(-?\d*\.?\d+)", lambda a: lambda x: rotate(x, float(a))),
     (r"blurk(\d+)", lambda a: lambda x: blur_kernel(x, int(a))),
+    (r"noise(\d*\.?\d+)", lambda a: lambda x: noise(x, float(a))),
+    (r"crop(\d*\.?\d+)", lambda a: lambda x: centre_crop_fraction(x, float(a))),
 ]
 
 
@@ -112,7 +174,7 @@ def get_perturbation(name: str) -> Perturbation:
     if name in ("none", "clean"):
         return lambda x: x
     if name == "crop":
-        return centre_crop_fraction
+        return off_grid_crop
     if name == "mirror":
         return mirror
     for pattern, make in _PATTERNS:
@@ -125,9 +187,13 @@ def get_perturbation(name: str) -> Perturbation:
                 break
             if pattern.startswith("blurk") and not (int(arg) % 2 == 1 and 1 <= int(arg) <= 99):
                 break
+            if pattern.startswith("noise") and not 0 <= float(arg) <= 1:
+                break
+            if pattern.startswith("crop") and not 0 < float(arg) <= 1:
+                break
             return make(arg)
     raise DIFError(f"unknown perturbation {name!r}: use {', '.join(STANDARD)}, mirror, all, dfx (DeepFeatureX's suite), "
-                   "or jpegQ/resizeF (0-16]/blurS (0-16]/blurkK (odd)/shiftN/rotD")
+                   "or jpegQ/resizeF (0-16]/blurS (0-16]/blurkK (odd)/shiftN/rotD/noiseS [0-1]/cropF (0-1]")
 
 
 def parse_perturbations(spec: str) -> list[str]:
@@ -188,6 +254,6 @@ def random_augmentation(rng: np.random.Generator, min_scale: float = 0.5) -> Per
         return lambda x: blur(x, s)
     if kind == 3:
         p = int(rng.integers(1, 8))
-        return lambda x: shift(x, p)
+        return lambda x: roll(x, p)
     d = float(rng.uniform(-6, 6))
-    return lambda x: rotate(x, d)
+    return lambda x: rotate_same_size(x, d)

@@ -106,3 +106,17 @@ def test_compute_residuals_skips_bad_and_small(tmp_path, caplog):
     assert cache.labels.tolist() == [0, 1, 0]
     assert [p.name for p, _ in cache.skipped] == ["small.png", "bad.png"]
     assert "skipping" in caplog.text
+
+
+def test_centre_crop_lands_on_the_authors_grid():
+    """Their CenterCrop rounds half to even: a 583 px side cropped to 256 starts at 164 (floor: 163)."""
+    import torch
+    from torchvision.transforms.functional import center_crop as torchvision_center_crop
+
+    from dif.data import center_crop, crop_offsets
+
+    assert crop_offsets(583, 584, 256, 256) == (164, 164)  # margins 327 -> 163.5 -> 164; 328 -> 164
+    assert crop_offsets(581, 256, 256, 256) == (162, 0)  # 162.5 -> 162 (half to even)
+    for H, W in [(583, 600), (257, 259), (256, 256), (300, 511), (341, 358)]:
+        x = torch.arange(H * W).reshape(1, H, W)
+        assert torch.equal(center_crop(x, (256, 256)), torchvision_center_crop(x, [256, 256])), (H, W)

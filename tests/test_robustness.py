@@ -9,7 +9,10 @@ from dif.robustness import (STANDARD, get_perturbation, jpeg, parse_perturbation
                             random_augmentation, shift)
 from conftest import make_dataset
 
-EXPECTED_SHAPES = {"resize0.5": (3, 24, 40), "resize2": (3, 96, 160), "crop": (3, 36, 60)}
+# crop keeps 75% of the area (0.866 of each side); shiftN drops 2N rows and columns; rot5 keeps the
+# largest central rectangle without corner fill
+EXPECTED_SHAPES = {"resize0.5": (3, 24, 40), "resize2": (3, 96, 160), "crop": (3, 42, 69), "shift1": (3, 46, 78),
+                   "shift4": (3, 40, 72), "rot5": (3, 40, 68)}
 
 
 @pytest.mark.parametrize("name", STANDARD)
@@ -21,13 +24,42 @@ def test_each_perturbation_shape_range_and_determinism(name):
     assert y.shape == EXPECTED_SHAPES.get(name, (3, 48, 80))
     assert y.dtype == torch.float32 and 0 <= y.min() and y.max() <= 1
     assert torch.equal(y, f(x))
-    if name not in ("resize0.5", "resize2", "crop"):
+    if name not in ("resize0.5", "resize2", "crop", "shift1", "shift4"):
         assert not torch.allclose(y, x, atol=1e-3)  # it did something
 
 
-def test_shift_moves_content_by_n_pixels():
-    x = torch.rand(3, 10, 12)
-    assert torch.equal(shift(x, 2)[:, 2:, 2:], x[:, :-2, :-2])
+def test_shift_moves_the_centre_crop_n_pixels_without_wrapping():
+    from dif.data import center_crop
+
+    x = torch.arange(300 * 300, dtype=torch.float32).reshape(1, 300, 300)
+    for n in (1, 4):
+        y = shift(x, n)
+        assert torch.equal(y, x[:, 2 * n:, 2 * n:])  # real pixels only, nothing wrapped
+        # the centre crop of the shifted image starts n pixels further than the clean one's (margin 44: even)
+        assert torch.equal(center_crop(y, (256, 256)), x[:, 22 + n:22 + n + 256, 22 + n:22 + n + 256])
+    small = torch.rand(3, 256, 256)  # an image the size of the crop: scored smaller, still no wrapped rows
+    assert shift(small, 1).shape == (3, 254, 254)
+
+
+def test_rotation_scores_no_corner_fill():
+    x = torch.full((3, 256, 256), 0.8)
+    y = get_perturbation("rot5")(x)
+    assert y.shape[-1] < 256 and y.min() > 0.7  # no black corner left (the fill is 0)
+
+
+def test_crop_is_off_centre_and_off_grid():
+    from dif.robustness import off_grid_crop
+
+    x = torch.arange(356 * 356, dtype=torch.float32).reshape(1, 356, 356)
+    y = off_grid_crop(x)
+    assert y.shape == (1, 308, 308) and abs(308 ** 2 / 356 ** 2 - 0.75) < 0.01
+    top = int(y[0, 0, 0]) // 356
+    assert top % 2 == 1 and top != (356 - 308) // 2  # odd, not centred
+    from dif.data import center_crop
+
+    # after the scorer's centre crop the window sits at an odd offset from the clean one (50): off every grid
+    start = int(center_crop(y, (256, 256))[0, 0, 0]) // 356
+    assert (start - 50) % 2 == 1
 
 
 def test_jpeg_quality_orders_the_error():

@@ -15,6 +15,7 @@ from .base import Method
 _REGISTRY: dict[str, str] = {
     "dif": "dif.methods.dif",
     "deepfeaturex": "dif.deepfeaturex.method",
+    "artificial": "dif.artificial.method",
 }
 CONFIG_NAME = "config.json"
 DEFAULT_METHOD = "dif"  # folders without a method record: ours before the registry, and the authors'

@@ -1,0 +1,398 @@
+"""python -m dif.artificial {train,embed,detect,attribute,detector}: their three scripts, attribution,
+and a checkpoint folder for eval_dif.py.
+
+    python -m dif.artificial train --data_dir PHOTOS --image_resolution 32 --output_dir RUN
+    python -m dif.artificial embed --encoder_path RUN/encoder.pth --data_dir IMAGES --output_dir OUT
+    python -m dif.artificial detect --decoder_path RUN/decoder.pth --data_dir OUT/fingerprinted_images --output_dir DET
+    python -m dif.artificial attribute --decoder_path RUN/decoder.pth --data_dir IMAGES --database users.csv --output_dir ATT
+    python -m dif.artificial detector --decoder_path RUN/decoder.pth --database users.csv --output_dir CHECK
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import sys
+from dataclasses import asdict
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+import torch
+
+from ..cli import Parser, add_common_arguments, int_in, resolve_device, run_main, setup_logging
+from ..config import add_config_arguments, config_from_args, validate_fields
+from ..errors import DIFError, shown
+from .bits import DEFAULT_ALPHA
+from .train import ArtificialConfig
+
+TRAIN_FILES = ("encoder.pth", "decoder.pth", "history.json", "summary.json", "samples.png")
+
+
+def _alpha(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid number: {text!r}") from None
+    if not 0 < v < 1:
+        raise argparse.ArgumentTypeError(f"must be in (0, 1), got {text}")
+    return v
+
+
+def parse_args(argv: Optional[Sequence[str]] = None):
+    p = Parser(prog="python -m dif.artificial", description=__doc__.split("\n")[0])
+    sub = p.add_subparsers(dest="command", required=True, parser_class=Parser)
+
+    t = sub.add_parser("train", help="train an encoder/decoder pair")
+    t.add_argument("--data_dir", "--data-dir", type=Path, nargs="+", required=True,
+                   help="folder(s) of training images (their files, not sub-folders)")
+    t.add_argument("--val_dir", "--val-dir", type=Path, nargs="*", default=[],
+                   help="folder(s) of held-out images: bit accuracy, PSNR and SSIM on seeded crops of them")
+    t.add_argument("--output_dir", "--output-dir", type=Path, required=True,
+                   help="encoder.pth, decoder.pth, history.json, summary.json, samples.png")
+    add_config_arguments(t, ArtificialConfig)
+    add_common_arguments(t, workers=True)
+    t.add_argument("--overwrite", action="store_true", help="replace an earlier run in --output_dir")
+
+    for name, helptext in (("embed", "fingerprint images"), ("detect", "decode the fingerprints of images"),
+                           ("attribute", "attribute images to the users of a fingerprint database")):
+        s = sub.add_parser(name, help=helptext)
+        if name == "embed":
+            s.add_argument("--encoder_path", "--encoder-path", type=Path, required=True)
+            s.add_argument("--identical_fingerprints", "--identical-fingerprints", action="store_true",
+                           help="one fingerprint for every image")
+            s.add_argument("--fingerprint", default=None, help="embed this bit string (implies identical fingerprints)")
+            s.add_argument("--seed", type=int_in(0, 2**32 - 1), default=42, help="seed of the fingerprints (theirs: 42)")
+            s.add_argument("--check", type=Path, default=None, help="also decode with this decoder and report bit accuracy")
+        else:
+            s.add_argument("--decoder_path", "--decoder-path", type=Path, required=True)
+        s.add_argument("--data_dir", "--data-dir", type=Path, required=True, help="folder of images")
+        s.add_argument("--output_dir", "--output-dir", type=Path, required=True)
+        s.add_argument("--image_resolution", "--image-resolution", type=int, default=None,
+                       help="default: the model's own (a different value is an error)")
+        s.add_argument("--fingerprint_length", "--fingerprint-length", type=int, default=None,
+                       help="default: the model's own (a different value is an error)")
+        s.add_argument("--use_celeba_preprocessing", "--use-celeba-preprocessing", action="store_true",
+                       help="CelebA aligned images: centre 148 x 148 crop, resized to 128")
+        s.add_argument("--batch_size", "--batch-size", type=int_in(1, 65_536), default=64)
+        if name == "detect":
+            s.add_argument("--fingerprints", type=Path, default=None,
+                           help="an embedded_fingerprints.txt: report bit accuracy against it (matched by name)")
+        if name == "attribute":
+            s.add_argument("--database", type=Path, required=True, help="CSV with columns user,bits")
+            s.add_argument("--alpha", type=_alpha, default=DEFAULT_ALPHA,
+                           help="overall significance (Bonferroni over the users; default 1e-6)")
+        add_common_arguments(s, workers=True)
+        s.add_argument("--overwrite", action="store_true", help="replace an earlier output in --output_dir")
+
+    d = sub.add_parser("detector", help="a checkpoint folder eval_dif.py can score with (decoder + fingerprints)")
+    d.add_argument("--decoder_path", "--decoder-path", type=Path, required=True)
+    g = d.add_mutually_exclusive_group(required=True)
+    g.add_argument("--database", type=Path, help="CSV with columns user,bits")
+    g.add_argument("--fingerprint", help="one bit string (a database of one user)")
+    g.add_argument("--fingerprints", type=Path, help="an embedded_fingerprints.txt with identical fingerprints")
+    d.add_argument("--output_dir", "--output-dir", type=Path, required=True, help="the CHECK_DIR to write")
+    d.add_argument("--alpha", type=_alpha, default=DEFAULT_ALPHA, help="overall significance (default 1e-6)")
+    d.add_argument("--use_celeba_preprocessing", "--use-celeba-preprocessing", action="store_true")
+    d.add_argument("--overwrite", action="store_true")
+    return p.parse_args(argv)
+
+
+# ----------------------------------------------------------------------------- helpers
+
+def _images(folder: Path) -> list[Path]:
+    from ..data import scan_folder
+
+    paths, skipped = scan_folder(folder)
+    for path, why in skipped:
+        print(f"warning: skipping {shown(path)}: {why}", file=sys.stderr)
+    if not paths:
+        raise DIFError(f"no images in {shown(folder)}")
+    return paths
+
+
+def _batches(paths: Sequence[Path], resolution: int, celeba: bool, batch: int, workers: Optional[int], progress: bool,
+             desc: str):
+    """(kept paths, N x 3 x R x R batch) with each image centre-cropped to its shorter side and
+    resized to the resolution (their README's preprocessing, which their detect script forgot)."""
+    from ..data import stream_images
+
+    paths = list(paths)
+    for idx, cols in stream_images(paths, [_Prepare(resolution, celeba)], batch_size=batch, workers=workers,
+                                   progress=progress, desc=desc):
+        if idx:
+            yield [paths[i] for i in idx], torch.stack(cols[0])
+
+
+class _Prepare:
+    """Picklable per-image preprocessing for the decoding workers."""
+
+    def __init__(self, resolution: int, celeba: bool) -> None:
+        self.resolution, self.celeba = resolution, celeba
+
+    def __call__(self, img: torch.Tensor) -> torch.Tensor:
+        from .train import preprocess
+
+        return preprocess(img, self.resolution, self.celeba)
+
+
+def read_fingerprint_file(path: Path, length: Optional[int] = None) -> dict[str, np.ndarray]:
+    """``name bits`` lines (their embedded/detected_fingerprints.txt) -> {name: bits}."""
+    from .bits import parse_bits
+
+    if not path.is_file():
+        raise DIFError(f"fingerprint file not found: {shown(path)}")
+    out = {}
+    for i, line in enumerate(path.read_text(errors="replace").splitlines(), 1):
+        if not line.strip():
+            continue
+        parts = line.rsplit(maxsplit=1)
+        if len(parts) != 2:
+            raise DIFError(f"{shown(path)} line {i}: expected 'name bits'")
+        out[parts[0]] = parse_bits(parts[1], length, f"{shown(path)} line {i}: ")
+    if not out:
+        raise DIFError(f"{shown(path)} holds no fingerprints")
+    return out
+
+
+def read_database(path: Path, length: Optional[int] = None) -> tuple[list[str], np.ndarray]:
+    """A CSV of user,bits (header optional) -> (users, U x n bits)."""
+    from .bits import parse_bits
+
+    if not path.is_file():
+        raise DIFError(f"database not found: {shown(path)}")
+    try:
+        rows = list(csv.reader(io.StringIO(path.read_text())))
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise DIFError(f"{shown(path)} is not a readable CSV ({exc})") from None
+    rows = [r for r in rows if r and any(c.strip() for c in r)]
+    if rows and [c.strip().lower() for c in rows[0]] == ["user", "bits"]:
+        rows = rows[1:]
+    users, bits = [], []
+    for i, r in enumerate(rows, 1):
+        if len(r) != 2:
+            raise DIFError(f"{shown(path)} row {i}: expected two columns user,bits")
+        users.append(r[0].strip())
+        bits.append(parse_bits(r[1], length, f"{shown(path)} row {i}: "))
+    if not users:
+        raise DIFError(f"{shown(path)} holds no users")
+    if len(set(users)) != len(users):
+        raise DIFError(f"{shown(path)} names a user twice")
+    return users, np.stack(bits)
+
+
+def _summary(path: Path, d: dict) -> None:
+    from ..atomic import write_text_atomic
+
+    write_text_atomic(path, json.dumps(d, indent=1, default=str) + "\n")
+
+
+# ----------------------------------------------------------------------------- commands
+
+def cmd_train(args) -> int:
+    from ..atomic import RunFolder
+    from ..data import list_images
+    from .train import fixed_crops, measure, train_pair
+    from .weights import save_model
+
+    cfg = validate_fields(config_from_args(ArtificialConfig, args)).checked()
+    device = resolve_device(args.device)
+    paths = [p for d in args.data_dir for p in _images(d)]
+    val_paths = [p for d in args.val_dir for p in _images(d)]
+    overlap = set(map(Path.resolve, paths)) & set(map(Path.resolve, val_paths))
+    if overlap:
+        raise DIFError(f"{len(overlap)} image(s) are in both --data_dir and --val_dir")
+    with RunFolder(args.output_dir, args.overwrite, lambda n: n in TRAIN_FILES, what="--output_dir") as run:
+        val = fixed_crops(val_paths, cfg.image_resolution, 8, cfg.seed) if val_paths else None
+        print(f"Training a {cfg.image_resolution} px, {cfg.fingerprint_length}-bit encoder/decoder on "
+              f"{len(paths)} images{f' ({len(val)} held-out crops)' if val is not None else ''} on {device}")
+
+        def snapshot(state: dict) -> None:
+            save_model(run.tmp / "encoder.pth", state["encoder"])
+            save_model(run.tmp / "decoder.pth", state["decoder"])
+            _summary(run.tmp / "history.json", state["history"])
+
+        enc, dec, report = train_pair(paths, cfg, device, progress=not args.quiet, val=val, snapshot=snapshot,
+                                      workers=args.workers or 0)
+        summary = {"config": asdict(cfg), "data_dir": [str(d) for d in args.data_dir], "images": len(paths),
+                   "val_dir": [str(d) for d in args.val_dir], **report}
+        if val is not None:
+            _samples(run.tmp / "samples.png", enc, val[:8].to(device), cfg.seed)
+        _summary(run.tmp / "summary.json", summary)
+        run.commit()
+    v = report["val"]
+    tail = (f"; held-out: bit accuracy {v['bit_accuracy']:.4f}, PSNR {v['psnr']:.2f} dB, SSIM {v['ssim']:.4f}"
+            if v else "")
+    print(f"{report['steps']} steps in {report['seconds']:.0f} s (stopped by {report['stopped']}){tail}; saved "
+          f"{args.output_dir}")
+    return 0
+
+
+def _samples(path: Path, enc, clean: torch.Tensor, seed: int) -> None:
+    """Rows: clean, fingerprinted, |difference| x 10."""
+    from torchvision.utils import save_image
+
+    from .bits import random_bits
+
+    with torch.no_grad():
+        bits = random_bits(len(clean), enc.fingerprint_length, torch.Generator().manual_seed(seed)).to(clean.device)
+        fp = enc(bits, clean)
+    buf = io.BytesIO()
+    save_image(torch.cat([clean, fp, ((fp - clean).abs() * 10).clamp(0, 1)]).cpu(), buf, nrow=len(clean), padding=2,
+               format="png")
+    from ..atomic import write_bytes_atomic
+
+    write_bytes_atomic(path, buf.getvalue())
+
+
+def cmd_embed(args) -> int:
+    from ..atomic import RunFolder
+    from .bits import bit_accuracy, bits_to_str, decode_bits, parse_bits, random_bits
+    from .train import psnr, ssim
+    from .weights import load_model
+
+    device = resolve_device(args.device)
+    enc = load_model(args.encoder_path, "encoder", args.image_resolution, args.fingerprint_length, device)
+    dec = load_model(args.check, "decoder", enc.resolution, enc.fingerprint_length, device) if args.check else None
+    if args.use_celeba_preprocessing and enc.resolution != 128:
+        raise DIFError("--use_celeba_preprocessing needs a 128 px encoder")
+    paths = _images(args.data_dir)
+    n = enc.fingerprint_length
+    g = torch.Generator().manual_seed(args.seed)
+    fixed = None
+    if args.fingerprint is not None:
+        fixed = torch.from_numpy(parse_bits(args.fingerprint, n, "--fingerprint: ").astype(np.float32))
+    elif args.identical_fingerprints:
+        fixed = random_bits(1, n, g)[0]
+    stems = [p.stem for p in paths]
+    if len(set(stems)) != len(stems):
+        raise DIFError(f"two images of {shown(args.data_dir)} share a name stem; their PNG outputs would collide")
+    owned = lambda name: name in ("fingerprinted_images", "embedded_fingerprints.txt", "summary.json")  # noqa: E731
+    lines, psnrs, ssims, accs = [], [], [], []
+    with RunFolder(args.output_dir, args.overwrite, owned, what="--output_dir") as run:
+        out = run.tmp / "fingerprinted_images"
+        out.mkdir()
+        from PIL import Image
+
+        for kept, x in _batches(paths, enc.resolution, args.use_celeba_preprocessing, args.batch_size, args.workers,
+                                not args.quiet, "Embedding"):
+            bits = fixed.expand(len(x), n).clone() if fixed is not None else random_bits(len(x), n, g)
+            with torch.no_grad():
+                y = (enc(bits.to(device), x.to(device)).cpu() * 255).round() / 255
+            psnrs.append(psnr(y, x))
+            ssims.append(ssim(y, x))
+            if dec is not None:
+                with torch.no_grad():
+                    accs.append(torch.from_numpy(bit_accuracy(bits, decode_bits(dec(y.to(device))).cpu())))
+            for p, img, b in zip(kept, y, bits):
+                arr = (img.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+                Image.fromarray(arr).save(out / f"{p.stem}.png")
+                lines.append(f"{p.stem}.png {bits_to_str(b)}")
+        if not lines:
+            raise DIFError(f"no readable images in {shown(args.data_dir)}")
+        (run.tmp / "embedded_fingerprints.txt").write_text("\n".join(lines) + "\n")
+        summary = {"encoder": str(args.encoder_path), "images": len(lines), "resolution": enc.resolution,
+                   "fingerprint_length": n, "identical_fingerprints": fixed is not None, "seed": args.seed,
+                   "psnr": float(torch.cat(psnrs).mean()), "ssim": float(torch.cat(ssims).mean())}
+        if accs:
+            summary["bit_accuracy"] = float(torch.cat(accs).mean())
+        _summary(run.tmp / "summary.json", summary)
+        run.commit()
+    extra = f", bit accuracy {summary['bit_accuracy']:.4f}" if accs else ""
+    print(f"fingerprinted {len(lines)} images: PSNR {summary['psnr']:.2f} dB, SSIM {summary['ssim']:.4f}{extra}; "
+          f"wrote {args.output_dir}")
+    return 0
+
+
+def _decode(args, dec, device, desc: str):
+    """(names, N x n decoded bits) of the images of --data_dir."""
+    from .bits import decode_bits
+
+    if args.use_celeba_preprocessing and dec.resolution != 128:
+        raise DIFError("--use_celeba_preprocessing needs a 128 px decoder")
+    names, rows = [], []
+    for kept, x in _batches(_images(args.data_dir), dec.resolution, args.use_celeba_preprocessing, args.batch_size,
+                            args.workers, not args.quiet, desc):
+        with torch.no_grad():
+            rows.append(decode_bits(dec(x.to(device))).cpu().numpy().astype(np.uint8))
+        names += [p.name for p in kept]
+    if not names:
+        raise DIFError(f"no readable images in {shown(args.data_dir)}")
+    return names, np.concatenate(rows)
+
+
+def cmd_detect(args) -> int:
+    from ..atomic import RunFolder
+    from .bits import bit_accuracy, bits_to_str
+    from .weights import load_model
+
+    device = resolve_device(args.device)
+    dec = load_model(args.decoder_path, "decoder", args.image_resolution, args.fingerprint_length, device)
+    ref = read_fingerprint_file(args.fingerprints, dec.fingerprint_length) if args.fingerprints else None
+    owned = lambda name: name in ("detected_fingerprints.txt", "summary.json")  # noqa: E731
+    with RunFolder(args.output_dir, args.overwrite, owned, what="--output_dir") as run:
+        names, bits = _decode(args, dec, device, "Detecting")
+        (run.tmp / "detected_fingerprints.txt").write_text("".join(f"{n} {bits_to_str(b)}\n" for n, b in zip(names, bits)))
+        summary = {"decoder": str(args.decoder_path), "images": len(names), "resolution": dec.resolution,
+                   "fingerprint_length": dec.fingerprint_length}
+        if ref is not None:
+            pairs = [(ref[n], b) for n, b in zip(names, bits) if n in ref]
+            if not pairs:
+                raise DIFError(f"no image of {shown(args.data_dir)} is named in {shown(args.fingerprints)}")
+            acc = bit_accuracy(np.stack([a for a, _ in pairs]), np.stack([b for _, b in pairs]))
+            summary.update(matched=len(pairs), bit_accuracy=float(acc.mean()), perfect=float((acc == 1).mean()))
+        _summary(run.tmp / "summary.json", summary)
+        run.commit()
+    extra = (f"; bit accuracy {summary['bit_accuracy']:.4f} over {summary['matched']} images named in "
+             f"{shown(args.fingerprints)}") if ref is not None else ""
+    print(f"decoded {len(names)} images{extra}; wrote {args.output_dir}")
+    return 0
+
+
+def cmd_attribute(args) -> int:
+    from ..atomic import RunFolder, csv_text
+    from .bits import attribute
+    from .weights import load_model
+
+    device = resolve_device(args.device)
+    dec = load_model(args.decoder_path, "decoder", args.image_resolution, args.fingerprint_length, device)
+    users, db = read_database(args.database, dec.fingerprint_length)
+    owned = lambda name: name in ("attribution.csv", "summary.json")  # noqa: E731
+    with RunFolder(args.output_dir, args.overwrite, owned, what="--output_dir") as run:
+        names, bits = _decode(args, dec, device, "Attributing")
+        res = attribute(bits, users, db, args.alpha)
+        rows = [[n, r.user if r.attributed else "", r.matching_bits, f"{r.p_value:.6g}", int(r.attributed)]
+                for n, r in zip(names, res)]
+        (run.tmp / "attribution.csv").write_text(csv_text(["path", "user", "matching_bits", "p_value", "attributed"], rows))
+        per_user: dict[str, int] = {}
+        for r in res:
+            if r.attributed:
+                per_user[r.user] = per_user.get(r.user, 0) + 1
+        summary = {"decoder": str(args.decoder_path), "database": str(args.database), "users": len(users),
+                   "images": len(names), "alpha": args.alpha, "test": "one-sided binomial (n bits, p 1/2), "
+                   "Bonferroni over the users", "attributed": sum(r.attributed for r in res),
+                   "unattributed": sum(not r.attributed for r in res), "per_user": per_user}
+        _summary(run.tmp / "summary.json", summary)
+        run.commit()
+    print(f"{summary['attributed']} of {len(names)} images attributed at alpha {args.alpha:g} among {len(users)} "
+          f"users ({summary['unattributed']} unattributed); wrote {args.output_dir}")
+    return 0
+
+
+def cmd_detector(args) -> int:
+    from .method import make_detector
+
+    make_detector(args)
+    return 0
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = parse_args(argv)
+    setup_logging()
+    return {"train": cmd_train, "embed": cmd_embed, "detect": cmd_detect, "attribute": cmd_attribute,
+            "detector": cmd_detector}[args.command](args)
+
+
+if __name__ == "__main__":
+    sys.exit(run_main(main))

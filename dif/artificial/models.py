@@ -1,0 +1,95 @@
+"""The fingerprint encoder and decoder of Yu et al. (ICCV 2021), layer for layer as in their code.
+
+The encoder *outputs the fingerprinted image* (sigmoid), not a residual to add; the decoder maps an
+image to one logit per bit (a bit is 1 where its logit > 0).
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import DIFError
+
+
+def check_resolution(res: int, flag: str = "--image_resolution") -> int:
+    """A power of two, at least 32 (the decoder's five stride-2 convolutions)."""
+    if not isinstance(res, int) or res < 32 or res & (res - 1):
+        raise DIFError(f"{flag} must be a power of 2 of at least 32, got {res}")
+    return res
+
+
+def _conv(cin: int, cout: int, k: int = 3, stride: int = 1, pad: int = 1) -> nn.Conv2d:
+    return nn.Conv2d(cin, cout, k, stride, pad)
+
+
+class FingerprintEncoder(nn.Module):
+    """(image, bits) -> fingerprinted image: bits -> Linear -> 3x16x16 -> nearest up-sampling to the
+    image size, concatenated with the image, then a U-Net (strides 1,2,2,2,2; x2 up-sampling + 2x2
+    convolutions with skips) and a sigmoid."""
+
+    def __init__(self, resolution: int = 128, fingerprint_length: int = 100) -> None:
+        super().__init__()
+        self.resolution = check_resolution(resolution)
+        self.fingerprint_length = fingerprint_length
+        self.secret_dense = nn.Linear(fingerprint_length, 16 * 16 * 3)
+        self.conv1 = _conv(6, 32)
+        self.conv2 = _conv(32, 32, stride=2)
+        self.conv3 = _conv(32, 64, stride=2)
+        self.conv4 = _conv(64, 128, stride=2)
+        self.conv5 = _conv(128, 256, stride=2)
+        self.pad6 = nn.ZeroPad2d((0, 1, 0, 1))
+        self.up6 = nn.Conv2d(256, 128, 2)
+        self.conv6 = _conv(256, 128)
+        self.pad7 = nn.ZeroPad2d((0, 1, 0, 1))
+        self.up7 = nn.Conv2d(128, 64, 2)
+        self.conv7 = _conv(128, 64)
+        self.pad8 = nn.ZeroPad2d((0, 1, 0, 1))
+        self.up8 = nn.Conv2d(64, 32, 2)
+        self.conv8 = _conv(64, 32)
+        self.pad9 = nn.ZeroPad2d((0, 1, 0, 1))
+        self.up9 = nn.Conv2d(32, 32, 2)
+        self.conv9 = _conv(64 + 6, 32)
+        self.conv10 = _conv(32, 32)
+        self.residual = nn.Conv2d(32, 3, 1)
+
+    def forward(self, bits: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
+        r = self.resolution
+        s = F.relu(self.secret_dense(bits)).view(-1, 3, 16, 16)
+        s = F.interpolate(s, scale_factor=r // 16, mode="nearest")
+        inputs = torch.cat([s, image], dim=1)
+        c1 = F.relu(self.conv1(inputs))
+        c2 = F.relu(self.conv2(c1))
+        c3 = F.relu(self.conv3(c2))
+        c4 = F.relu(self.conv4(c3))
+        c5 = F.relu(self.conv5(c4))
+        up = lambda x: F.interpolate(x, scale_factor=2, mode="nearest")  # noqa: E731
+        u6 = F.relu(self.up6(self.pad6(up(c5))))
+        c6 = F.relu(self.conv6(torch.cat([c4, u6], 1)))
+        u7 = F.relu(self.up7(self.pad7(up(c6))))
+        c7 = F.relu(self.conv7(torch.cat([c3, u7], 1)))
+        u8 = F.relu(self.up8(self.pad8(up(c7))))
+        c8 = F.relu(self.conv8(torch.cat([c2, u8], 1)))
+        u9 = F.relu(self.up9(self.pad9(up(c8))))
+        c9 = F.relu(self.conv9(torch.cat([c1, u9, inputs], 1)))
+        c10 = F.relu(self.conv10(c9))
+        return torch.sigmoid(self.residual(c10))
+
+
+class FingerprintDecoder(nn.Module):
+    """Image -> one logit per bit: 3x3 convolutions with strides 2,1,2,1,2,2,2 and a 2-layer head."""
+
+    def __init__(self, resolution: int = 128, fingerprint_length: int = 100) -> None:
+        super().__init__()
+        self.resolution = check_resolution(resolution)
+        self.fingerprint_length = fingerprint_length
+        layers, cin = [], 3
+        for cout, stride in ((32, 2), (32, 1), (64, 2), (64, 1), (64, 2), (128, 2), (128, 2)):
+            layers += [_conv(cin, cout, stride=stride), nn.ReLU()]
+            cin = cout
+        self.decoder = nn.Sequential(*layers)
+        self.dense = nn.Sequential(nn.Linear((resolution // 32) ** 2 * 128, 512), nn.ReLU(),
+                                   nn.Linear(512, fingerprint_length))
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        return self.dense(self.decoder(image).flatten(1))

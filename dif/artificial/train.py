@@ -1,0 +1,359 @@
+"""Training the fingerprint encoder/decoder pair, and measuring one (bit accuracy, PSNR, SSIM).
+
+Their recipe (defaults): Adam 1e-4, batch 64, 20 epochs, fresh random bits for every sample, loss
+BCE(bits) + lambda * MSE(fingerprinted, clean) where lambda stays 0 until one batch decodes with bit
+accuracy > 0.9, then 0 for ``l2_loss_await`` more steps, then ramps linearly to ``l2_loss_scale``
+over ``l2_loss_ramp`` steps (starting the image loss too early is why their users' runs stick at
+bit accuracy 0.5).
+"""
+from __future__ import annotations
+
+import io
+import logging
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Optional, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from ..config import opt
+from ..data import ImageReadError, load_image
+from ..errors import DIFError
+from .bits import bit_accuracy, decode_bits, random_bits
+from .models import FingerprintDecoder, FingerprintEncoder, check_resolution
+
+log = logging.getLogger(__name__)
+PERTURBATIONS = ("noise", "blur", "jpeg")
+
+
+@dataclass
+class ArtificialConfig:
+    """Encoder/decoder training settings (their defaults); each field declares its flags."""
+
+    image_resolution: int = opt(128, "training resolution (a power of 2, >= 32)",
+                                ("--image_resolution", "--image-resolution"), 32, 1024)
+    fingerprint_length: int = opt(100, "bits per fingerprint", ("--fingerprint_length", "--fingerprint-length"), 1, 4096)
+    batch_size: int = opt(64, "batch size", ("--batch_size", "--batch-size"), 1, 4096)
+    num_epochs: int = opt(20, "epochs over the training images (or crops per epoch, see --random_crop)",
+                          ("--num_epochs", "--num-epochs"), 1, 1_000_000)
+    lr: float = opt(1e-4, "Adam learning rate", ("--lr",), 0, 1, low_open=True)
+    l2_loss_scale: float = opt(10.0, "final weight of the image (MSE) loss", ("--l2_loss_scale", "--l2-loss-scale"), 0, 1e6)
+    l2_loss_await: int = opt(1000, "steps at weight 0 after the first batch with bit accuracy > 0.9",
+                             ("--l2_loss_await", "--l2-loss-await"), 0, 10**9)
+    l2_loss_ramp: int = opt(3000, "steps of the linear ramp of the image-loss weight",
+                            ("--l2_loss_ramp", "--l2-loss-ramp"), 1, 10**9)
+    BCE_loss_weight: float = opt(1.0, "weight of the bit (BCE) loss", ("--BCE_loss_weight", "--bce-loss-weight"),
+                                 0, 1e6, low_open=True)
+    random_crop: bool = opt(False, "train on random crops at the resolution (with flips and random colour gains, "
+                                   "so grey photos teach colour too) instead of centre crop + resize",
+                            ("--random_crop", "--random-crop"))
+    crops_per_epoch: int = opt(10_000, "with --random_crop: samples per epoch", ("--crops_per_epoch",
+                                                                                 "--crops-per-epoch"), 1, 10**9)
+    perturb: str = opt("", "train through perturbations of the fingerprinted images, comma-separated from "
+                           "noise, blur, jpeg (one drawn per batch, half of the batches clean)", ("--perturb",))
+    seed: int = opt(0, "seed of the weights, the bits, the crops and the batches", ("--seed",), 0, 2**32 - 1)
+    minutes: float = opt(0.0, "stop after this many minutes (0: no limit)", ("--minutes",), 0, 1e6)
+    use_celeba_preprocessing: bool = opt(False, "CelebA aligned images: crop 148 x 148 at the centre, resize to "
+                                                "128 (their preprocessing)", ("--use_celeba_preprocessing",
+                                                                             "--use-celeba-preprocessing"))
+
+    def checked(self) -> "ArtificialConfig":
+        check_resolution(self.image_resolution)
+        bad = [p for p in self.perturb.split(",") if p and p not in PERTURBATIONS]
+        if bad:
+            raise DIFError(f"--perturb: unknown perturbation(s) {', '.join(bad)} (choose from {', '.join(PERTURBATIONS)})")
+        if self.use_celeba_preprocessing and self.image_resolution != 128:
+            raise DIFError("--use_celeba_preprocessing needs --image_resolution 128 (their rule)")
+        return self
+
+
+# ----------------------------------------------------------------------------- the lambda schedule
+
+class L2Schedule:
+    """Weight of the image loss: 0 until ``trigger`` (the first batch with bit accuracy > 0.9) is
+    seen, 0 for ``wait`` more steps, then a linear ramp to ``scale`` over ``ramp`` steps."""
+
+    def __init__(self, scale: float, wait: int, ramp: int) -> None:
+        self.scale, self.wait, self.ramp = scale, wait, ramp
+        self.trigger: Optional[int] = None
+
+    def observe(self, step: int, batch_bit_accuracy: float) -> None:
+        if self.trigger is None and batch_bit_accuracy > 0.9:
+            self.trigger = step
+
+    def __call__(self, step: int) -> float:
+        if self.trigger is None or step <= self.trigger + self.wait:
+            return 0.0
+        return self.scale * min(1.0, (step - self.trigger - self.wait) / self.ramp)
+
+    def bounds(self) -> Optional[tuple[int, int]]:
+        """(last step at weight 0, first step at full weight), once triggered."""
+        if self.trigger is None:
+            return None
+        return self.trigger + self.wait, self.trigger + self.wait + self.ramp
+
+
+# ----------------------------------------------------------------------------- images
+
+def preprocess(img: torch.Tensor, resolution: int, celeba: bool = False) -> torch.Tensor:
+    """Their README's preprocessing: centre crop to the shorter side (CelebA: 148 x 148), then
+    resize to ``resolution`` (bilinear, antialiased). Their detect script skipped it; we do not."""
+    from ..data import center_crop
+
+    h, w = img.shape[-2:]
+    side = 148 if celeba else min(h, w)
+    if celeba and min(h, w) < side:
+        side = min(h, w)
+    img = center_crop(img, (side, side))
+    if side != resolution:
+        img = F.interpolate(img[None], size=(resolution, resolution), mode="bilinear", align_corners=False,
+                            antialias=True)[0].clamp(0, 1)
+    return img.contiguous()
+
+
+class PhotoSet(torch.utils.data.Dataset):
+    """Training images: centre-cropped + resized (their recipe), or random crops with flips and
+    per-channel gains (``random_crop``: small photo sets, many samples per epoch). Decoded images are
+    kept in memory up to ``cache_mb``."""
+
+    def __init__(self, paths: Sequence[Path], cfg: ArtificialConfig, cache_mb: int = 2048) -> None:
+        self.paths = list(paths)
+        self.cfg = cfg
+        self.res = cfg.image_resolution
+        self.cache: dict[int, torch.Tensor] = {}
+        self.cache_bytes = cache_mb * 2**20
+        self.used = 0
+        self.epoch = 0  # set before each epoch: random crops differ between epochs, reproducibly
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.cfg.crops_per_epoch if self.cfg.random_crop else len(self.paths)
+
+    def _image(self, i: int) -> torch.Tensor:
+        if i in self.cache:
+            return self.cache[i]
+        img = load_image(self.paths[i])
+        if not self.cfg.random_crop:
+            img = preprocess(img, self.res, self.cfg.use_celeba_preprocessing)
+        img = (img * 255).round().to(torch.uint8)
+        if self.used + img.numel() <= self.cache_bytes:
+            self.cache[i] = img
+            self.used += img.numel()
+        return img
+
+    def __getitem__(self, idx: int) -> torch.Tensor:
+        if not self.cfg.random_crop:
+            return self._image(idx).float() / 255
+        g = torch.Generator().manual_seed((self.cfg.seed * 1_000_003 + self.epoch) * 1_000_003 + idx)
+        img = self._image(int(torch.randint(len(self.paths), (1,), generator=g)))
+        h, w = img.shape[-2:]
+        r = self.res
+        if min(h, w) < r:
+            raise ImageReadError(f"an image of {w}x{h} is smaller than --image_resolution {r}")
+        y, x = (int(torch.randint(h - r + 1, (1,), generator=g)), int(torch.randint(w - r + 1, (1,), generator=g)))
+        crop = img[:, y:y + r, x:x + r].float() / 255
+        if torch.rand(1, generator=g) < 0.5:
+            crop = crop.flip(-1)
+        gains = 0.6 + 0.4 * torch.rand(3, 1, 1, generator=g)
+        return (crop * gains).clamp(0, 1)
+
+
+def fixed_crops(paths: Sequence[Path], resolution: int, per_image: int, seed: int) -> torch.Tensor:
+    """Evaluation crops: ``per_image`` seeded random windows of each image (no flips, no gains)."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for p in paths:
+        img = load_image(p)
+        h, w = img.shape[-2:]
+        if min(h, w) < resolution:
+            continue
+        for _ in range(per_image):
+            y, x = rng.integers(0, h - resolution + 1), rng.integers(0, w - resolution + 1)
+            out.append(img[:, y:y + resolution, x:x + resolution])
+    if not out:
+        raise DIFError(f"no image of at least {resolution} x {resolution} px")
+    return torch.stack(out)
+
+
+# ----------------------------------------------------------------------------- perturbations in training
+
+def _jpeg_batch(x: torch.Tensor, quality: int) -> torch.Tensor:
+    out = []
+    for img in x.detach().clamp(0, 1).cpu():
+        buf = io.BytesIO()
+        arr = (img.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+        Image.fromarray(arr).save(buf, format="JPEG", quality=quality)
+        buf.seek(0)
+        out.append(torch.from_numpy(np.asarray(Image.open(buf).convert("RGB"), dtype=np.float32) / 255).permute(2, 0, 1))
+    return torch.stack(out).to(x.device)
+
+
+def perturb_batch(x: torch.Tensor, kinds: Sequence[str], g: torch.Generator) -> torch.Tensor:
+    """One perturbation drawn per batch (or none, half of the time): Gaussian noise of std up to
+    0.1, Gaussian blur (sigma up to 1.5), JPEG of quality 50-95 (its gradient passed straight
+    through, since JPEG is not differentiable)."""
+    if not kinds or torch.rand(1, generator=g) < 0.5:
+        return x
+    kind = kinds[int(torch.randint(len(kinds), (1,), generator=g))]
+    if kind == "noise":
+        std = 0.1 * float(torch.rand(1, generator=g))
+        return x + std * torch.randn(x.shape, generator=g).to(x.device)
+    if kind == "blur":
+        from torchvision.transforms.functional import gaussian_blur
+
+        sigma = 0.1 + 1.4 * float(torch.rand(1, generator=g))
+        return gaussian_blur(x, [5, 5], [sigma, sigma])
+    quality = int(torch.randint(50, 96, (1,), generator=g))
+    return x + (_jpeg_batch(x, quality) - x).detach()
+
+
+# ----------------------------------------------------------------------------- quality measures
+
+def psnr(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Per image PSNR in dB of images in [0, 1]."""
+    mse = ((a - b) ** 2).flatten(1).mean(1).clamp_min(1e-12)
+    return 10 * torch.log10(1.0 / mse)
+
+
+def ssim(a: torch.Tensor, b: torch.Tensor, window: int = 11, sigma: float = 1.5) -> torch.Tensor:
+    """Per image SSIM (Wang et al. 2004: Gaussian window 11 / 1.5, C1 = 0.01^2, C2 = 0.03^2, mean
+    over channels and the valid positions)."""
+    x = torch.arange(window, dtype=a.dtype, device=a.device) - (window - 1) / 2
+    g1 = torch.exp(-x ** 2 / (2 * sigma ** 2))
+    g1 = g1 / g1.sum()
+    k = (g1[:, None] * g1[None, :]).expand(a.shape[1], 1, window, window).contiguous()
+    win = min(window, a.shape[-1], a.shape[-2])
+    if win < window:
+        k = k[..., :win, :win] / k[..., :win, :win].sum(dim=(-1, -2), keepdim=True)
+    conv = lambda t: F.conv2d(t, k, groups=a.shape[1])  # noqa: E731
+    mu_a, mu_b = conv(a), conv(b)
+    saa, sbb, sab = conv(a * a) - mu_a ** 2, conv(b * b) - mu_b ** 2, conv(a * b) - mu_a * mu_b
+    c1, c2 = 0.01 ** 2, 0.03 ** 2
+    m = ((2 * mu_a * mu_b + c1) * (2 * sab + c2)) / ((mu_a ** 2 + mu_b ** 2 + c1) * (saa + sbb + c2))
+    return m.flatten(1).mean(1)
+
+
+@torch.no_grad()
+def measure(encoder: FingerprintEncoder, decoder: FingerprintDecoder, images: torch.Tensor, seed: int = 0,
+            batch: int = 256, perturb: Optional[Callable[[torch.Tensor], torch.Tensor]] = None,
+            device: torch.device = torch.device("cpu")) -> dict:
+    """Bit accuracy (mean and the share of images decoded perfectly), PSNR and SSIM of fingerprinted
+    against clean images, with fresh seeded random bits; ``perturb`` (one image at a time) is
+    applied to the 8-bit quantised fingerprinted images before decoding."""
+    encoder.eval()
+    decoder.eval()
+    g = torch.Generator().manual_seed(seed)
+    accs, ps, ss = [], [], []
+    for i in range(0, len(images), batch):
+        x = images[i:i + batch].to(device)
+        bits = random_bits(len(x), encoder.fingerprint_length, g).to(device)
+        y = (encoder(bits, x) * 255).round() / 255  # what a saved PNG holds
+        ps.append(psnr(y, x).cpu())
+        ss.append(ssim(y, x).cpu())
+        if perturb is not None:
+            y = torch.stack([perturb(img.cpu()) for img in y]).to(device)
+        accs.append(torch.from_numpy(bit_accuracy(bits.cpu(), decode_bits(decoder(y)).cpu())))
+    acc = torch.cat(accs)
+    return {"images": len(images), "bit_accuracy": float(acc.mean()), "perfect": float((acc == 1).double().mean()),
+            "psnr": float(torch.cat(ps).mean()), "ssim": float(torch.cat(ss).mean())}
+
+
+# ----------------------------------------------------------------------------- training
+
+def train_pair(paths: Sequence[Path], cfg: ArtificialConfig, device: torch.device, progress: bool = False,
+               val: Optional[torch.Tensor] = None, snapshot: Optional[Callable[[dict], None]] = None,
+               snapshot_every: int = 2000, workers: int = 0) -> tuple[FingerprintEncoder, FingerprintDecoder, dict]:
+    """Train an encoder/decoder pair; ``snapshot(state)`` is called every ``snapshot_every`` steps
+    and at the end with the models, the step, the history and the validation measures."""
+    from tqdm.auto import tqdm
+
+    cfg.checked()
+    torch.manual_seed(cfg.seed)
+    res, n = cfg.image_resolution, cfg.fingerprint_length
+    encoder = FingerprintEncoder(res, n).to(device)
+    decoder = FingerprintDecoder(res, n).to(device)
+    data = PhotoSet(paths, cfg)
+    if len(data) == 0:
+        raise DIFError("no training images")
+    gen = torch.Generator().manual_seed(cfg.seed)
+    loader = torch.utils.data.DataLoader(data, batch_size=cfg.batch_size, shuffle=True, drop_last=len(data) >= cfg.batch_size,
+                                         generator=gen, num_workers=workers)
+    opt_ = torch.optim.Adam(list(encoder.parameters()) + list(decoder.parameters()), lr=cfg.lr)
+    sched = L2Schedule(cfg.l2_loss_scale, cfg.l2_loss_await, cfg.l2_loss_ramp)
+    kinds = [k for k in cfg.perturb.split(",") if k]
+    bit_gen = torch.Generator().manual_seed(cfg.seed + 1)
+    pert_gen = torch.Generator().manual_seed(cfg.seed + 2)
+    hist: dict = {"step": [], "bce": [], "mse": [], "lambda": [], "bit_accuracy": [], "val": []}
+    t0, step, stopped = time.monotonic(), 0, "epochs"
+    total = cfg.num_epochs * len(loader)
+    bar = tqdm(total=total, desc="Training", disable=not progress, dynamic_ncols=True)
+
+    def state(final: bool) -> dict:
+        v = measure(encoder, decoder, val, seed=cfg.seed, device=device) if val is not None else None
+        if v is not None:
+            hist["val"].append({"step": step, **v})
+        encoder.train()
+        decoder.train()
+        return {"encoder": encoder, "decoder": decoder, "step": step, "history": hist, "val": v, "final": final,
+                "seconds": time.monotonic() - t0, "stopped": stopped, "l2_schedule": sched.bounds()}
+
+    encoder.train()
+    decoder.train()
+    acc_sum, loss_b, loss_m, k = 0.0, 0.0, 0.0, 0
+    done = False
+    for epoch in range(cfg.num_epochs):
+        data.set_epoch(epoch)
+        for clean in loader:
+            clean = clean.to(device, non_blocking=True)
+            bits = random_bits(len(clean), n, bit_gen).to(device)
+            fp = encoder(bits, clean)
+            logits = decoder(perturb_batch(fp, kinds, pert_gen))
+            bce = F.binary_cross_entropy_with_logits(logits, bits)
+            mse = F.mse_loss(fp, clean)
+            lam = sched(step)
+            loss = cfg.BCE_loss_weight * bce + lam * mse
+            if not torch.isfinite(loss):
+                raise DIFError(f"the loss diverged at step {step} (lower --lr)")
+            opt_.zero_grad(set_to_none=True)
+            loss.backward()
+            opt_.step()
+            acc = float(bit_accuracy(bits.cpu(), decode_bits(logits.detach()).cpu()).mean())
+            sched.observe(step, acc)
+            step += 1
+            acc_sum, loss_b, loss_m, k = acc_sum + acc, loss_b + bce.item(), loss_m + mse.item(), k + 1
+            bar.update(1)
+            if step % 100 == 0:
+                hist["step"].append(step)
+                hist["bce"].append(loss_b / k)
+                hist["mse"].append(loss_m / k)
+                hist["lambda"].append(lam)
+                hist["bit_accuracy"].append(acc_sum / k)
+                bar.set_postfix(bits=f"{acc_sum / k:.3f}", psnr=f"{-10 * math.log10(max(loss_m / k, 1e-12)):.1f}",
+                                lam=f"{lam:.2f}")
+                if step % 1000 == 0 or not progress:
+                    log.info("step %d: bit accuracy %.4f, PSNR %.2f dB, image-loss weight %.3g", step, acc_sum / k,
+                             -10 * math.log10(max(loss_m / k, 1e-12)), lam)
+                acc_sum, loss_b, loss_m, k = 0.0, 0.0, 0.0, 0
+            if cfg.minutes and time.monotonic() - t0 > cfg.minutes * 60:
+                stopped, done = f"--minutes {cfg.minutes:g}", True
+                break
+            if snapshot is not None and step % snapshot_every == 0:
+                snapshot(state(False))
+        if done:
+            break
+    bar.close()
+    final = state(True)
+    if snapshot is not None:
+        snapshot(final)
+    report = {"steps": step, "seconds": final["seconds"], "stopped": stopped, "l2_schedule": sched.bounds(),
+              "val": final["val"]}
+    encoder.eval()
+    decoder.eval()
+    return encoder, decoder, report

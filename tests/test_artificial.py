@@ -1,0 +1,291 @@
+"""Artificial GAN fingerprints: the networks, the bit arithmetic and the binomial test by hand, the
+image-loss schedule, a tiny training run, the shipped pair (embed -> detect -> attribute, and as a
+registered method), CPU loading of CUDA-saved weights, and the answers to bad input."""
+import csv
+import io
+import json
+import math
+from fractions import Fraction
+from pathlib import Path
+from unittest import mock
+
+import numpy as np
+import pytest
+import torch
+
+from dif.artificial import __main__ as art_cli
+from dif.artificial.bits import (attribute, binomial_tail, bit_accuracy, bits_to_str, neg_log10, parse_bits,
+                                 threshold_score)
+from dif.artificial.models import FingerprintDecoder, FingerprintEncoder, check_resolution
+from dif.artificial.train import ArtificialConfig, L2Schedule, fixed_crops, measure, psnr, ssim, train_pair
+from dif.artificial.weights import load_model, save_model
+from dif.cli import run_main
+from dif.errors import DIFError
+
+ROOT = Path(__file__).resolve().parents[1]
+SHIPPED = ROOT / "checks" / "artificial"
+
+
+def one_line_error(capsys) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err and "Traceback" not in "\n".join(err), err
+    return err[-1]
+
+
+def cli(*args) -> int:
+    return run_main(art_cli.main, [str(a) for a in args])
+
+
+# ----------------------------------------------------------------------------- networks
+
+def test_shapes_at_32_px():
+    enc, dec = FingerprintEncoder(32, 100), FingerprintDecoder(32, 100)
+    x, bits = torch.rand(2, 3, 32, 32), torch.randint(0, 2, (2, 100)).float()
+    y = enc(bits, x)
+    assert y.shape == (2, 3, 32, 32) and 0 <= y.min() and y.max() <= 1  # the image itself, through a sigmoid
+    assert dec(y).shape == (2, 100)
+    assert dec.dense[0].in_features == 1 * 1 * 128  # (32 / 32)^2 * 128
+    assert FingerprintDecoder(128, 100).dense[0].in_features == 4 * 4 * 128
+
+
+@pytest.mark.parametrize("res", [16, 48, 100, 0])
+def test_resolution_must_be_a_power_of_two_of_at_least_32(res):
+    with pytest.raises(DIFError, match="power of 2"):
+        check_resolution(res)
+
+
+# ----------------------------------------------------------------------------- bits and the test
+
+def test_bit_accuracy_and_p_values_by_hand():
+    t = np.array([[1, 0, 1, 1], [0, 0, 0, 0]])
+    d = np.array([[1, 1, 1, 0], [0, 0, 0, 0]])
+    assert bit_accuracy(t, d).tolist() == [0.5, 1.0]
+    assert binomial_tail(100, 100) == Fraction(1, 2 ** 100)
+    assert binomial_tail(99, 100) == Fraction(101, 2 ** 100)
+    assert binomial_tail(0, 100) == 1 and binomial_tail(101, 100) == 0
+    assert binomial_tail(3, 4) == Fraction(5, 16)  # C(4,3) + C(4,4) = 5 of 16
+    # P(X >= 60), X ~ Bin(100, 1/2) = 0.02844396682049039 (scipy.stats.binom.sf(59, 100, 0.5))
+    assert float(binomial_tail(60, 100)) == pytest.approx(0.02844396682049039, rel=1e-12)
+    assert neg_log10(Fraction(1, 2 ** 100)) == pytest.approx(100 * math.log10(2))
+    assert neg_log10(Fraction(1, 2 ** 2000)) == pytest.approx(2000 * math.log10(2))  # no underflow to inf
+    assert threshold_score(1e-6) == pytest.approx(6.0)
+    assert bits_to_str(parse_bits("0110")) == "0110"
+    with pytest.raises(DIFError, match="bits"):
+        parse_bits("0110", 5)
+    with pytest.raises(DIFError, match="0 and 1"):
+        parse_bits("01a0")
+
+
+def test_attribution_bonferroni_by_hand():
+    users = [f"u{i}" for i in range(10)]
+    db = np.zeros((10, 40), dtype=np.uint8)
+    db[3] = 1
+    # 34 of 40 bits match u3: P(X >= 34) = sum C(40, k), k >= 34, / 2^40 = 4.2e-6 (hand: 3,841,940 + ... )
+    p34 = Fraction(sum(math.comb(40, k) for k in range(34, 41)), 2 ** 40)
+    dec = np.ones((1, 40), dtype=np.uint8)
+    dec[0, :6] = 0
+    r = attribute(dec, users, db, alpha=1e-3)[0]
+    assert (r.user, r.matching_bits) == ("u3", 34)
+    assert r.p_value == pytest.approx(float(p34))
+    assert r.neg_log10_p == pytest.approx(-math.log10(float(p34) * 10))  # Bonferroni over 10 users
+    assert r.attributed  # 4.2e-5 <= 1e-3
+    assert not attribute(dec, users, db, alpha=1e-5)[0].attributed  # 4.2e-5 > 1e-5
+    # a string matching nobody beyond chance is never attributed
+    rng = np.random.default_rng(0)
+    assert not any(a.attributed for a in attribute(rng.integers(0, 2, (200, 40)), users, db, alpha=1e-6))
+    with pytest.raises(DIFError, match="40-bit"):
+        attribute(np.ones((1, 30), dtype=np.uint8), users, db)
+
+
+def test_l2_schedule_starts_and_ends_where_their_recipe_says():
+    s = L2Schedule(scale=10.0, wait=5, ramp=10)
+    for step in range(12):
+        s.observe(step, 0.5 if step < 10 else 0.95)  # first batch above 0.9: step 10
+        assert s(step) == 0.0
+    assert s.trigger == 10 and s.bounds() == (15, 25)
+    s.observe(11, 0.1)  # the trigger is kept
+    assert s.trigger == 10
+    assert s(15) == 0.0 and s(16) == pytest.approx(1.0) and s(20) == pytest.approx(5.0)
+    assert s(25) == pytest.approx(10.0) and s(10_000) == pytest.approx(10.0)
+    assert L2Schedule(10.0, 5, 10)(10_000) == 0.0  # never triggered: never any image loss
+
+
+def test_psnr_and_ssim_by_hand():
+    a = torch.full((1, 3, 16, 16), 0.5)
+    assert float(psnr(a, a + 0.1)) == pytest.approx(20.0, abs=1e-4)  # 10 log10(1 / 0.01)
+    assert float(ssim(a, a)) == pytest.approx(1.0)
+    x = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    assert float(ssim(x, x.flip(-1))) < 0.5
+
+
+# ----------------------------------------------------------------------------- training
+
+@pytest.fixture(scope="session")
+def tiny_pair(shared_data, tmp_path_factory):
+    """A 4-bit, 32 px pair trained for a few hundred steps on crops of 60 train400 photos."""
+    photos = sorted((shared_data / "natural" / "train400").glob("*.png"))[:60]
+    cfg = ArtificialConfig(image_resolution=32, fingerprint_length=4, batch_size=32, num_epochs=1, lr=1e-3,
+                           random_crop=True, crops_per_epoch=32 * 300, l2_loss_await=50, l2_loss_ramp=100, seed=0)
+    enc, dec, report = train_pair(photos, cfg, torch.device("cpu"))
+    folder = tmp_path_factory.mktemp("tiny_pair")
+    save_model(folder / "encoder.pth", enc)
+    save_model(folder / "decoder.pth", dec)
+    return folder, report
+
+
+def test_tiny_training_run_learns_bits_on_held_out_crops(tiny_pair, shared_data):
+    folder, report = tiny_pair
+    held_out = fixed_crops(sorted((shared_data / "natural" / "bsd68").glob("*.png"))[:20], 32, 4, seed=1)
+    enc, dec = load_model(folder / "encoder.pth", "encoder"), load_model(folder / "decoder.pth", "decoder")
+    m = measure(enc, dec, held_out, seed=5)
+    untrained = measure(FingerprintEncoder(32, 4), FingerprintDecoder(32, 4), held_out, seed=5)
+    assert report["l2_schedule"] is not None  # a batch passed 0.9 and the image loss came on
+    assert m["bit_accuracy"] > 0.85 > untrained["bit_accuracy"] + 0.2
+
+
+# ----------------------------------------------------------------------------- weight files
+
+def test_cuda_saved_weights_load_on_cpu(tmp_path):
+    """Their code passed map_location to load_state_dict, so CUDA-saved decoders broke on CPU."""
+    import torch.serialization as ser
+
+    dec = FingerprintDecoder(32, 16)
+    path = tmp_path / "their_decoder.pth"
+    with mock.patch.object(ser, "location_tag", lambda storage: "cuda:0"):  # what a GPU run writes
+        torch.save(dec.state_dict(), path)  # their format: a plain state dict
+    if not torch.cuda.is_available():
+        with pytest.raises(RuntimeError, match="CUDA"):
+            torch.load(path, weights_only=True)  # the file really is CUDA-tagged
+    loaded = load_model(path, "decoder")
+    assert (loaded.resolution, loaded.fingerprint_length) == (32, 16)  # read from the shapes
+    x = torch.rand(2, 3, 32, 32)
+    assert torch.equal(loaded(x), dec.eval()(x))
+
+
+def test_weight_files_record_resolution_and_length(tmp_path):
+    save_model(tmp_path / "e.pth", FingerprintEncoder(64, 12))
+    save_model(tmp_path / "d.pth", FingerprintDecoder(64, 12))
+    enc = load_model(tmp_path / "e.pth", "encoder")
+    assert (enc.resolution, enc.fingerprint_length) == (64, 12)
+    with pytest.raises(DIFError, match="--image_resolution 32 does not match"):
+        load_model(tmp_path / "d.pth", "decoder", resolution=32)
+    with pytest.raises(DIFError, match="--fingerprint_length 100 does not match"):
+        load_model(tmp_path / "e.pth", "encoder", fingerprint_length=100)
+    with pytest.raises(DIFError, match="is a fingerprint encoder, not a decoder"):
+        load_model(tmp_path / "e.pth", "decoder")
+    torch.save(FingerprintEncoder(32, 12).state_dict(), tmp_path / "theirs_e.pth")
+    with pytest.raises(DIFError, match="give --image_resolution"):
+        load_model(tmp_path / "theirs_e.pth", "encoder")
+    assert load_model(tmp_path / "theirs_e.pth", "encoder", resolution=32).resolution == 32
+
+
+# ----------------------------------------------------------------------------- the commands, the shipped pair
+
+def _photos(shared_data, tmp_path, n=6, name="photos"):
+    """``n`` colour photos of live1 (never seen by the shipped pair's training)."""
+    import shutil
+
+    folder = tmp_path / name
+    folder.mkdir()
+    for p in sorted((shared_data / "natural" / "live1").glob("*.png"))[-n:]:
+        shutil.copy(p, folder / p.name)
+    return folder
+
+
+def test_shipped_pair_embed_detect_attribute_round_trip(shared_data, tmp_path, capsys):
+    enc, dec = SHIPPED / "encoder.pth", SHIPPED / "decoder.pth"
+    photos = _photos(shared_data, tmp_path)
+    assert cli("embed", "--encoder_path", enc, "--data_dir", photos, "--output_dir", tmp_path / "emb", "--check", dec,
+               "--quiet") == 0
+    summary = json.loads((tmp_path / "emb" / "summary.json").read_text())
+    lines = (tmp_path / "emb" / "embedded_fingerprints.txt").read_text().splitlines()
+    assert len(lines) == 6 and summary["images"] == 6 and summary["psnr"] > 30
+    assert sorted(p.name for p in (tmp_path / "emb" / "fingerprinted_images").iterdir()) == \
+        sorted(line.split()[0] for line in lines)
+    assert len({line.split()[1] for line in lines}) == 6  # one fresh fingerprint per image (seed 42)
+
+    assert cli("detect", "--decoder_path", dec, "--data_dir", tmp_path / "emb" / "fingerprinted_images",
+               "--output_dir", tmp_path / "det", "--fingerprints", tmp_path / "emb" / "embedded_fingerprints.txt",
+               "--quiet") == 0
+    det = dict(line.split() for line in (tmp_path / "det" / "detected_fingerprints.txt").read_text().splitlines())
+    emb = dict(line.split() for line in lines)
+    acc = np.mean([bit_accuracy(parse_bits(emb[k]), parse_bits(det[k])) for k in emb])
+    assert acc > 0.97
+    assert json.loads((tmp_path / "det" / "summary.json").read_text())["bit_accuracy"] == pytest.approx(acc)
+
+    # attribution among 1,000 random users, the 6 embedded ones among them; clean photos unattributed
+    rng = np.random.default_rng(3)
+    rows = [[f"user{i}", bits_to_str(rng.integers(0, 2, 100))] for i in range(994)]
+    rows += [[f"owner_{k}", v] for k, v in emb.items()]
+    db = tmp_path / "users.csv"
+    with db.open("w", newline="") as f:
+        csv.writer(f).writerows([["user", "bits"], *rows])
+    assert cli("attribute", "--decoder_path", dec, "--data_dir", tmp_path / "emb" / "fingerprinted_images",
+               "--database", db, "--output_dir", tmp_path / "att", "--quiet") == 0
+    got = list(csv.DictReader((tmp_path / "att" / "attribution.csv").open()))
+    assert [r["user"] for r in got] == [f"owner_{r['path']}" for r in got]
+    assert all(r["attributed"] == "1" and float(r["p_value"]) < 1e-9 for r in got)
+    assert cli("attribute", "--decoder_path", dec, "--data_dir", photos, "--database", db, "--output_dir",
+               tmp_path / "att_clean", "--quiet") == 0
+    clean = list(csv.DictReader((tmp_path / "att_clean" / "attribution.csv").open()))
+    assert len(clean) == 6 and all(r["attributed"] == "0" and r["user"] == "" for r in clean)
+
+
+def test_shipped_pair_as_a_registered_method(shared_data, tmp_path, capsys):
+    """eval_dif.py scores -log10(p): fingerprinted (identical fingerprint) vs clean photos."""
+    import eval_dif
+
+    enc, dec = SHIPPED / "encoder.pth", SHIPPED / "decoder.pth"
+    photos = _photos(shared_data, tmp_path, n=8)
+    assert cli("embed", "--encoder_path", enc, "--data_dir", photos, "--output_dir", tmp_path / "emb",
+               "--identical_fingerprints", "--quiet") == 0
+    data = tmp_path / "data"
+    (data / "0_real").mkdir(parents=True)
+    import shutil
+
+    from PIL import Image
+
+    for p in photos.iterdir():  # the clean images at the encoder's resolution, as PNG (same format as the fakes)
+        from dif.artificial.train import preprocess
+        from dif.data import load_image
+
+        x = preprocess(load_image(p), 32)
+        Image.fromarray((x.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)).save(data / "0_real" / f"{p.stem}.png")
+    shutil.copytree(tmp_path / "emb" / "fingerprinted_images", data / "1_fake")
+    assert cli("detector", "--decoder_path", dec, "--fingerprints", tmp_path / "emb" / "embedded_fingerprints.txt",
+               "--output_dir", tmp_path / "check") == 0
+    capsys.readouterr()
+    out_json = tmp_path / "m.json"
+    assert run_main(eval_dif.main, [str(tmp_path / "check"), str(data), "--json", str(out_json), "--quiet"]) == 0
+    res = json.loads(out_json.read_text())
+    text = json.dumps(res)
+    assert '"auc": 1.0' in text and '"accuracy": 1.0' in text, text[:2000]
+
+
+# ----------------------------------------------------------------------------- bad input
+
+def test_bad_input_one_line_exit_2(shared_data, tmp_path, capsys):
+    photos = _photos(shared_data, tmp_path, n=1)
+    assert cli("train", "--data_dir", photos, "--output_dir", tmp_path / "r", "--image_resolution", "48") == 2
+    assert "power of 2" in one_line_error(capsys)
+    save_model(tmp_path / "e.pth", FingerprintEncoder(32, 100))
+    save_model(tmp_path / "d50.pth", FingerprintDecoder(32, 50))
+    assert cli("embed", "--encoder_path", tmp_path / "e.pth", "--check", tmp_path / "d50.pth", "--data_dir", photos,
+               "--output_dir", tmp_path / "o") == 2
+    assert "--fingerprint_length 100 does not match the decoder" in one_line_error(capsys)
+    assert cli("embed", "--encoder_path", tmp_path / "e.pth", "--data_dir", photos, "--output_dir", tmp_path / "o",
+               "--image_resolution", "64") == 2
+    assert "--image_resolution 64 does not match" in one_line_error(capsys)
+    db = tmp_path / "db.csv"
+    db.write_text("user,bits\nalice," + "01" * 25 + "\n")
+    save_model(tmp_path / "d.pth", FingerprintDecoder(32, 100))
+    assert cli("attribute", "--decoder_path", tmp_path / "d.pth", "--data_dir", photos, "--database", db,
+               "--output_dir", tmp_path / "a") == 2
+    assert "50 bits, the model's are 100 bits" in one_line_error(capsys)
+    assert not (tmp_path / "a").exists() and not (tmp_path / "o").exists()  # checked before any work
+    assert cli("attribute", "--decoder_path", tmp_path / "d.pth", "--data_dir", photos, "--database", db,
+               "--output_dir", tmp_path / "a", "--alpha", "2") == 2
+    assert "--alpha" in one_line_error(capsys)
+    assert cli("detector", "--decoder_path", tmp_path / "e.pth", "--fingerprint", "01", "--output_dir",
+               tmp_path / "c") == 2
+    assert "not a decoder" in one_line_error(capsys)
