@@ -109,10 +109,61 @@ def test_training_separates_a_periodic_pattern():
     assert (pred == lab.numpy()).mean() == 1.0
 
 
-def test_boost_and_alpha_run_and_are_used():
+def _first_step_loss(res, lab, **kw) -> float:
+    """The loss of the first training step (one batch holding every residual)."""
+    cfg = DIFConfig(seed=1, **{**SMALL, "epochs": 1, "batch_size": len(res), **kw})
+    return train_fingerprint(res, lab, cfg).loss[0]
+
+
+def test_alpha_changes_only_the_booster():
+    """Alpha scales each residual by a random factor in [alpha, 1]. A Pearson correlation does not
+    see a per-image scale, so without the booster alpha changes nothing (same draws, same loss);
+    the booster correlates with the batch's class means, which the scales do change."""
     res, lab = _tiny_residuals()
+    assert _first_step_loss(res, lab, alpha=0.5) == pytest.approx(_first_step_loss(res, lab, alpha=0.999999), rel=1e-5)
+    # a wide margin keeps the booster term active (with 0.01 it is often 0 on these data)
+    boosted = [_first_step_loss(res, lab, alpha=a, boost=True, margin=0.5) for a in (0.5, 0.999999)]
+    assert abs(boosted[0] - boosted[1]) > 1e-4
     plain = train_fingerprint(res, lab, DIFConfig(seed=1, **SMALL))
-    boosted = train_fingerprint(res, lab, DIFConfig(seed=1, boost=True, **SMALL))
-    alpha = train_fingerprint(res, lab, DIFConfig(seed=1, alpha=0.5, **SMALL))
-    assert plain.loss != boosted.loss
-    assert not torch.equal(plain.fingerprint, alpha.fingerprint)
+    assert plain.loss != train_fingerprint(res, lab, DIFConfig(seed=1, boost=True, **SMALL)).loss
+
+
+def test_booster_skipped_on_a_one_class_batch():
+    """A batch of fakes only has no real mean: the booster must not run (no NaN, plain loss)."""
+    res, lab = _tiny_residuals()
+    fakes, ones = res[lab == 1], lab[lab == 1]
+    a = _first_step_loss(fakes, ones, boost=True)
+    assert math.isfinite(a) and a == pytest.approx(_first_step_loss(fakes, ones, boost=False))
+
+
+def test_one_step_against_the_authors_formula(monkeypatch):
+    """One step recomputed by hand from the U-Net's output (captured): Pearson correlation per
+    residual (float64, numpy), the pairwise contrastive loss over consecutive pairs divided by the
+    margin, the EMA started at the first output, and the recorded class-mean correlations."""
+    import dif.fingerprint as fpmod
+
+    outputs = []
+
+    class Recording(fpmod.UNet):
+        def forward(self, x):
+            y = super().forward(x)
+            outputs.append(y.detach().clone())
+            return y
+
+    monkeypatch.setattr(fpmod, "UNet", Recording)
+    res, lab = _tiny_residuals(n=3)
+    cfg = DIFConfig(seed=2, **{**SMALL, "epochs": 1, "batch_size": 6, "margin": 0.01})
+    gen = torch.Generator().manual_seed(cfg.seed)
+    fpmod.fixed_noise(cfg, 32, 32, gen)  # the same draws as training: the noise, then the batch order
+    order = make_batches(6, 6, gen)[0]
+    state = train_fingerprint(res, lab, cfg)
+    out = outputs[0].double().numpy().ravel()
+    r = res[order].double().numpy().reshape(6, -1)
+    y = lab[order].numpy()
+    c = np.array([np.corrcoef(out, ri)[0, 1] for ri in r])
+    pairs = [(0, 1), (2, 3), (4, 5)]
+    terms = [abs(c[a] - c[b]) if y[a] == y[b] else max(0.0, 0.01 - abs(c[a] - c[b])) for a, b in pairs]
+    assert state.loss[0] == pytest.approx(np.mean(terms) / 0.01, rel=1e-4, abs=1e-6)
+    # the EMA after one step is the first output itself: the recorded correlations are c's class means
+    assert state.train_real[0] == pytest.approx(c[y == 0].mean(), abs=1e-5)
+    assert state.train_fake[0] == pytest.approx(c[y == 1].mean(), abs=1e-5)

@@ -107,3 +107,42 @@ def test_fingerprint_similarity_allows_for_shifts():
     assert names == ["a", "a_shifted", "other"]
     assert sim[0, 1] == pytest.approx(1.0, abs=1e-5) and sim[0, 2] < 0.5
     np.testing.assert_allclose(sim, sim.T)
+
+
+def test_cv_centres_pool_folds_whose_direction_flips(monkeypatch):
+    """Out-of-fold scores are put in each fold fingerprint's fake direction before pooling, and the
+    cv centres are brought back to the final fingerprint's own sign: with folds that alternate
+    between +pattern and -pattern fingerprints, fakes still score above reals in the pooled scores
+    and the centres keep the final fingerprint's orientation."""
+    import numpy as np
+    import torch
+
+    import dif.calibration as cal
+    from dif.config import DIFConfig
+    from dif.fingerprint import TrainState
+
+    g = torch.Generator().manual_seed(0)
+    pattern = torch.zeros(1, 3, 32, 32)
+    pattern[..., ::2, ::2] = 1.0
+    pattern -= pattern.mean()
+    real = torch.randn(8, 3, 32, 32, generator=g)
+    fake = torch.randn(8, 3, 32, 32, generator=g) + 0.5 * pattern
+    res, lab = torch.cat([real, fake]), torch.tensor([0] * 8 + [1] * 8)
+    calls = []
+
+    def fake_train(residuals, labels, cfg, **kw):
+        sign = 1.0 if len(calls) % 2 == 0 else -1.0  # folds alternate in direction
+        calls.append(sign)
+        return TrainState(fingerprint=sign * pattern, train_real=[0.0] * 20, train_fake=[0.3 * sign] * 20, loss=[0.0])
+
+    monkeypatch.setattr(cal, "train_fingerprint", fake_train)
+    cfg = DIFConfig(crop=32, calibrate="cv", folds=4, max_shift=0)
+    oof = cal.out_of_fold_scores(res, lab, cfg, 4)
+    assert calls == [1.0, -1.0, 1.0, -1.0]
+    corr = oof["corr"]
+    assert corr[8:].min() > corr[:8].max()  # every fold's fakes on the positive side once oriented
+    final = TrainState(fingerprint=-pattern, train_real=[0.0] * 20, train_fake=[-0.3] * 20, loss=[0.0])
+    c = cal.calibrate(final, cfg, res, lab)
+    mu_real, mu_fake = c["cv"]["corr"]
+    assert mu_fake < mu_real  # the final fingerprint's fakes correlate negatively: its cv centres say so
+    assert np.sign(mu_fake - mu_real) == np.sign(c["train"]["corr"][1] - c["train"]["corr"][0])

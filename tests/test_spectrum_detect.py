@@ -33,7 +33,8 @@ def test_metrics_by_hand_and_orientation():
     assert m["threshold"] == pytest.approx(0.005)
     assert m["real_accuracy"] == pytest.approx(2 / 3) and m["fake_accuracy"] == pytest.approx(2 / 3)
     assert m["accuracy"] == pytest.approx(2 / 3)
-    assert m["auc"] == pytest.approx(8 / 9)  # 8 of 9 (fake, real) pairs ordered and m["n_real"] == 3 and m["n_fake"] == 3
+    assert m["auc"] == pytest.approx(8 / 9)  # 8 of 9 (fake, real) pairs ordered
+    assert m["n_real"] == 3 and m["n_fake"] == 3
     # A fingerprint whose fakes correlate negatively: AUC stays oriented toward fakes.
     neg = Detector(torch.zeros(1, 3, 4, 4), mu_real=0.0, mu_fake=-0.01)
     m2 = detection_metrics(-corr, labels, neg)
