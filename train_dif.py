@@ -25,7 +25,9 @@ def parse_args(argv: Sequence[str] | None = None):
     p.add_argument("check_dir", help="output folder for checkpoints and figures (created)")
     add_config_arguments(p, DIFConfig)
     add_common_arguments(p, denoiser="residual extractor: dncnn (the shipped weights), dncnn:PATH, wavelet[:SIGMA], "
-                                     "wavelet-dwt[:SIGMA], highpass[:SIGMA] or authors:CHK[:MEAN.npy] "
+                                     "wavelet-dwt[:SIGMA], highpass[:SIGMA], authors:CHK[:MEAN.npy], or auto (each of highpass, "
+                                     "wavelet-dwt, wavelet, dncnn scored out of fold on the training images with "
+                                     "--folds folds; the best AUC is kept, ties to the cheaper) "
                                      f"(default: {DIFConfig().extractor})")
     p.add_argument("--overwrite", action="store_true",
                    help="replace an earlier run in CHECK_DIR (only once the new one is complete)")

@@ -180,8 +180,10 @@ class DIFConfig:
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True)
 
-    def save(self, folder: str | Path, method: str = "dif") -> Path:
-        return write_text_atomic(Path(folder) / CONFIG_NAME, json.dumps(dict(asdict(self), method=method),
+    def save(self, folder: str | Path, method: str = "dif", extra: Optional[dict] = None) -> Path:
+        """config.json: every field, the method's name, and ``extra`` records (read back by nobody
+        but the user: unknown keys are ignored when loading)."""
+        return write_text_atomic(Path(folder) / CONFIG_NAME, json.dumps(dict(asdict(self), method=method, **(extra or {})),
                                                                        indent=2, sort_keys=True) + "\n")
 
     @classmethod

@@ -345,3 +345,30 @@ def test_eval_refuses_to_mix_extractors_unless_told(trained, tiny_data, scripts,
     # the same extractor spelled differently is not a mix
     assert run_main(scripts.eval.main, [str(trained), str(tiny_data), "--quiet", "--denoiser", "highpass:1.0"]) == 0
     assert "WARNING" not in capsys.readouterr().err
+
+
+def test_denoiser_auto_chooses_out_of_fold_and_records_it(tiny_data, tmp_path):
+    """--denoiser auto scores every candidate out of fold, keeps one, records all in config.json,
+    and the saved fingerprint evaluates with the extractor it chose."""
+    import json
+
+    import eval_dif
+    import train_dif
+    from dif.choose import CANDIDATES
+    from dif.cli import run_main
+
+    out = tmp_path / "auto"
+    assert run_main(train_dif.main, [str(tiny_data), str(out), "--denoiser", "auto", "--folds", "2", "--epochs", "3",
+                                     "--crop", "32", "--batch", "8", "--augment", "0", "--quiet"]) == 0
+    cfg = json.loads((out / "config.json").read_text())
+    choice = cfg["extractor_choice"]
+    names = [c["extractor"].split(":")[0] for c in choice["candidates"]]
+    assert names == list(CANDIDATES)  # every candidate, cheapest first
+    aucs = {c["extractor"]: c["auc"] for c in choice["candidates"]}
+    assert all(0 <= v <= 1 for v in aucs.values())
+    assert cfg["extractor"] == choice["chosen"] and choice["chosen"] in aucs
+    assert aucs[choice["chosen"]] >= max(aucs.values()) - choice["tie"]
+    # the cheapest of the candidates within the tie of the best
+    assert choice["chosen"] == next(e for e, v in aucs.items() if v >= max(aucs.values()) - choice["tie"])
+    assert run_main(eval_dif.main, [str(out), str(tiny_data), "--json", str(tmp_path / "m.json"), "--quiet"]) == 0
+    assert json.loads((tmp_path / "m.json").read_text())

@@ -52,6 +52,7 @@ class DIFMethod(Method):
         self.centres_method = "paper"
         self.reencode_name = config.reencode
         self.train_files: dict = {}
+        self.extractor_choice: dict = {}  # --denoiser auto: every candidate's out-of-fold AUC
         self.device = torch.device("cpu")
 
     # ---------------------------------------------------------------- building and files
@@ -67,8 +68,10 @@ class DIFMethod(Method):
         cfg = self.config
         parse_reencode(cfg.reencode)
         self.device = torch.device(device)
-        extractor = build_extractor(cfg.extractor or DEFAULT_EXTRACTOR, device)
-        cfg.extractor = extractor.spec
+        auto = (cfg.extractor or "").strip().lower() == "auto"
+        extractor = None if auto else build_extractor(cfg.extractor or DEFAULT_EXTRACTOR, device)
+        if extractor is not None:
+            cfg.extractor = extractor.spec
         y = np.asarray(labels)
         all_real = [p for p, t in zip(paths, y) if t == 0]
         all_fake = [p for p, t in zip(paths, y) if t == 1]
@@ -76,12 +79,20 @@ class DIFMethod(Method):
         fake = draw_subset(all_fake, cfg.train_size, cfg.seed + 1)
         notes = [f"{len(have)} {name} images available (< --train-size {cfg.train_size}); using all of them"
                  for name, have in (("real", all_real), ("fake", all_fake)) if len(have) < cfg.train_size]
-        log.debug("computing residuals of %d real + %d fake images (%s, crop %d) on %s", len(real), len(fake),
-                  extractor.spec, cfg.crop, device)
         t0 = time.perf_counter()
-        ts = training_residuals(real + fake, [0] * len(real) + [1] * len(fake), extractor, (cfg.crop, cfg.crop),
-                                augment=cfg.augment, reencode=cfg.reencode, seed=cfg.seed, device=device,
-                                progress=progress)
+        if auto:
+            from ..choose import choose_extractor
+
+            spec, ts, self.extractor_choice = choose_extractor(real + fake, [0] * len(real) + [1] * len(fake), cfg,
+                                                               self.device, progress=progress)
+            cfg.extractor = spec
+            extractor = build_extractor(spec, device)
+        else:
+            log.debug("computing residuals of %d real + %d fake images (%s, crop %d) on %s", len(real), len(fake),
+                      extractor.spec, cfg.crop, device)
+            ts = training_residuals(real + fake, [0] * len(real) + [1] * len(fake), extractor, (cfg.crop, cfg.crop),
+                                    augment=cfg.augment, reencode=cfg.reencode, seed=cfg.seed, device=device,
+                                    progress=progress)
         cache = ts.cache
         t_res = time.perf_counter() - t0
         n_real, n_fake = int((cache.labels == 0).sum()), int((cache.labels == 1).sum())
@@ -110,8 +121,12 @@ class DIFMethod(Method):
         self.state = state
         self.detector = replace(Detector.from_state(state, cfg.centre_steps), max_shift=cfg.max_shift)
         self.reencode_name = cfg.reencode
+        if self.extractor_choice:
+            cands = ", ".join(f"{c['extractor']} {c['auc']:.3f}" for c in self.extractor_choice["candidates"])
+            notes.append(f"--denoiser auto chose {cfg.extractor} (out-of-fold AUC, {self.extractor_choice['folds']} "
+                         f"folds: {cands}; ties within {self.extractor_choice['tie']} go to the cheaper one)")
         return {"residual_seconds": t_res, "train_seconds": t_train, "n_real": n_real, "n_fake": n_fake,
-                "skipped": len(cache.skipped), "notes": notes}
+                "skipped": len(cache.skipped), "notes": notes, "extractor_choice": self.extractor_choice}
 
     def save(self, folder: Path) -> None:
         from .. import plots
@@ -119,7 +134,8 @@ class DIFMethod(Method):
         if self.state is None or self.detector is None:
             raise ValueError("nothing to save: fit or load first")
         folder = Path(folder)
-        self.config.save(folder, self.name)
+        self.config.save(folder, self.name, extra={"extractor_choice": self.extractor_choice} if self.extractor_choice
+                         else None)
         save_checkpoint(checkpoint_path(folder, self.state.epoch), self.state, self.config.extractor)
         save_calibration(folder, self.calibration)
         if self.train_files:

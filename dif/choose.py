@@ -1,0 +1,69 @@
+"""Choosing the residual extractor per data set, out of fold (``train_dif.py --denoiser auto``).
+
+No extractor wins everywhere: the DnCNN was chosen on JPEG-heavy data and is the weakest on a
+lossless generator, where a plain wavelet residual is the best. ``auto`` lets the training images
+decide: for each candidate the residuals are computed once (cached), fold fingerprints are trained
+on all but one fold and score the held-out fold, and the candidate with the best out-of-fold ROC
+AUC is kept; AUCs within ``TIE`` of the best count as ties, won by the cheaper extractor. Cost:
+candidates x folds x the fingerprint's training, plus one residual pass per candidate.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+import torch
+
+from .config import DIFConfig
+from .data import TrainingSet, training_residuals
+from .errors import DIFError
+from .extractors import build_extractor
+
+log = logging.getLogger(__name__)
+CANDIDATES = ("highpass", "wavelet-dwt", "wavelet", "dncnn")  # cheapest first
+TIE = 0.005
+
+
+def out_of_fold_auc(ts: TrainingSet, cfg: DIFConfig, folds: int, device, progress: bool = False) -> float:
+    """ROC AUC of out-of-fold correlation scores (each fold's fingerprint oriented by its own
+    centres) over the clean training images."""
+    from sklearn.metrics import roc_auc_score
+
+    from .calibration import out_of_fold_scores
+
+    cache = ts.cache
+    scores = out_of_fold_scores(cache.residuals, cache.labels, replace(cfg, max_shift=0), folds, device, ts.groups,
+                                progress)["corr"]
+    _, first = np.unique(ts.groups, return_index=True)
+    y = cache.labels.numpy()[first]
+    return float(roc_auc_score(y, scores[first]))
+
+
+def choose_extractor(paths: Sequence[Path], labels: Sequence[int], cfg: DIFConfig, device: torch.device,
+                     candidates: Sequence[str] = CANDIDATES, folds: Optional[int] = None,
+                     progress: bool = False) -> tuple[str, TrainingSet, dict]:
+    """(the chosen extractor's spec, its cached training residuals, a report of every candidate)."""
+    folds = folds or cfg.folds
+    report: dict = {"candidates": [], "folds": folds, "tie": TIE, "criterion": "out-of-fold ROC AUC (corr)"}
+    kept: dict[str, TrainingSet] = {}
+    for spec in candidates:
+        t0 = time.perf_counter()
+        ext = build_extractor(spec, device)
+        ts = training_residuals(paths, labels, ext, (cfg.crop, cfg.crop), augment=cfg.augment, reencode=cfg.reencode,
+                                seed=cfg.seed, device=device, progress=progress)
+        y = ts.cache.labels.numpy()[np.unique(ts.groups, return_index=True)[1]]
+        if min((y == 0).sum(), (y == 1).sum()) < folds:
+            raise DIFError(f"--denoiser auto needs at least --folds {folds} usable images per class")
+        auc = out_of_fold_auc(ts, replace(cfg, extractor=ext.spec), folds, device, progress)
+        report["candidates"].append({"extractor": ext.spec, "auc": round(auc, 4),
+                                     "seconds": round(time.perf_counter() - t0, 1)})
+        kept[ext.spec] = ts
+        log.info("--denoiser auto: %s out-of-fold AUC %.4f", ext.spec, auc)
+    best = max(c["auc"] for c in report["candidates"])
+    chosen = next(c["extractor"] for c in report["candidates"] if c["auc"] >= best - TIE)  # cheapest among ties
+    report["chosen"] = chosen
+    return chosen, kept[chosen], report
