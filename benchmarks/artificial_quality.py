@@ -25,7 +25,7 @@ def main(argv=None) -> int:
     import torch
 
     from _common import shared_data
-    from dif.artificial.bits import attribute, bit_accuracy, bits_to_str, decode_bits, random_bits
+    from dif.artificial.bits import attribute, decode_bits, random_bits
     from dif.artificial.train import fixed_crops, measure, preprocess
     from dif.artificial.weights import load_model
     from dif.atomic import check_output_file, write_text_atomic

@@ -2,7 +2,6 @@
 image-loss schedule, a tiny training run, the shipped pair (embed -> detect -> attribute, and as a
 registered method), CPU loading of CUDA-saved weights, and the answers to bad input."""
 import csv
-import io
 import json
 import math
 from fractions import Fraction

@@ -27,7 +27,7 @@ from ..errors import DIFError, shown
 from .bits import DEFAULT_ALPHA
 from .train import ArtificialConfig
 
-TRAIN_FILES = ("encoder.pth", "decoder.pth", "history.json", "summary.json", "samples.png")
+TRAIN_FILES = ("encoder.pth", "decoder.pth", "history.json", "summary.json", "samples.png", "model_card.md")
 
 
 def _alpha(text: str) -> float:
@@ -192,8 +192,7 @@ def _summary(path: Path, d: dict) -> None:
 
 def cmd_train(args) -> int:
     from ..atomic import RunFolder
-    from ..data import list_images
-    from .train import fixed_crops, measure, train_pair
+    from .train import fixed_crops, train_pair
     from .weights import save_model
 
     cfg = validate_fields(config_from_args(ArtificialConfig, args)).checked()
@@ -216,10 +215,11 @@ def cmd_train(args) -> int:
         enc, dec, report = train_pair(paths, cfg, device, progress=not args.quiet, val=val, snapshot=snapshot,
                                       workers=args.workers or 0)
         summary = {"config": asdict(cfg), "data_dir": [str(d) for d in args.data_dir], "images": len(paths),
-                   "val_dir": [str(d) for d in args.val_dir], **report}
+                   "val_dir": [str(d) for d in args.val_dir], "command": command_line(), **report}
         if val is not None:
             _samples(run.tmp / "samples.png", enc, val[:8].to(device), cfg.seed)
         _summary(run.tmp / "summary.json", summary)
+        write_model_card(run.tmp, summary)
         run.commit()
     v = report["val"]
     tail = (f"; held-out: bit accuracy {v['bit_accuracy']:.4f}, PSNR {v['psnr']:.2f} dB, SSIM {v['ssim']:.4f}"
@@ -227,6 +227,47 @@ def cmd_train(args) -> int:
     print(f"{report['steps']} steps in {report['seconds']:.0f} s (stopped by {report['stopped']}){tail}; saved "
           f"{args.output_dir}")
     return 0
+
+
+def command_line() -> str:
+    """This process's command, as a user would type it again."""
+    import shlex
+
+    argv = list(sys.argv)
+    if argv and argv[0].endswith("__main__.py"):
+        argv = ["python", "-m", "dif.artificial"] + argv[1:]
+    return " ".join(shlex.quote(a) for a in argv)
+
+
+def write_model_card(folder: Path, summary: dict) -> Path:
+    """model_card.md of a trained pair, from its summary.json."""
+    import platform
+
+    from ..atomic import write_text_atomic
+
+    cfg, v = summary["config"], summary.get("val") or {}
+    lines = [
+        "# Artificial-fingerprint encoder/decoder: model card", "",
+        "- files: `encoder.pth`, `decoder.pth` (weights only; `dif.artificial.weights.load_model`)",
+        f"- made by: `{summary.get('command', '?')}`",
+        f"- resolution {cfg['image_resolution']} px, {cfg['fingerprint_length']} bits, seed {cfg['seed']}",
+        f"- training images ({summary['images']}): {', '.join(summary['data_dir'])}"
+        + (f"; random {cfg['image_resolution']} px crops with flips and per-channel gains, {cfg['crops_per_epoch']} "
+           "per epoch" if cfg["random_crop"] else "; centre crop + resize"),
+        f"- recipe: Adam lr {cfg['lr']:g}, batch {cfg['batch_size']}, BCE weight {cfg['BCE_loss_weight']:g}, image "
+        f"(MSE) weight 0 until a batch decodes > 0.9, then {cfg['l2_loss_await']} steps at 0 and a ramp to "
+        f"{cfg['l2_loss_scale']:g} over {cfg['l2_loss_ramp']} steps; perturbations in training: "
+        f"{cfg['perturb'] or 'none'}; He initialisation",
+        f"- run: {summary['steps']} steps in {summary['seconds']:.0f} s (stopped by {summary['stopped']}); image loss "
+        f"switched on / at full weight after steps {summary.get('l2_schedule')}",
+        f"- machine: {platform.machine()}, torch {torch.__version__}, {torch.get_num_threads()} thread(s), "
+        f"{'CUDA' if torch.cuda.is_available() else 'CPU only'}",
+    ]
+    if v:
+        lines += ["", f"## Held-out quality ({', '.join(summary['val_dir'])}: {v['images']} seeded crops)", "",
+                  f"- bit accuracy {v['bit_accuracy']:.4f}; strings decoded without error {v['perfect']:.1%}",
+                  f"- PSNR {v['psnr']:.2f} dB, SSIM {v['ssim']:.4f} (fingerprinted, saved in 8 bits, vs clean)"]
+    return write_text_atomic(folder / "model_card.md", "\n".join(lines) + "\n")
 
 
 def _samples(path: Path, enc, clean: torch.Tensor, seed: int) -> None:

@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import re
-import shutil
 from pathlib import Path
 from typing import Callable, Hashable, Optional, Sequence
 
