@@ -35,7 +35,9 @@ def main(argv=None) -> int:
     from dif.robustness import get_perturbation
 
     p = Parser(description=__doc__.split("\n")[0])
-    p.add_argument("--check", type=Path, default=ROOT / "checks" / "artificial", help="folder with encoder.pth, decoder.pth")
+    p.add_argument("--check", type=Path, nargs="+", default=[ROOT / "checks" / "artificial"],
+                   help="folder(s) with encoder.pth, decoder.pth (several: compared in the figure)")
+    p.add_argument("--figure", type=Path, default=None, help="bit accuracy under each perturbation, one line per pair")
     p.add_argument("--photos", type=Path, default=None, help="held-out photos (default: ../shared/data/natural/live1)")
     p.add_argument("--per-image", type=int_in(1, 1000), default=8, help="seeded crops per photo")
     p.add_argument("--users", type=int_in(1, 10**6), default=1000)
@@ -43,55 +45,80 @@ def main(argv=None) -> int:
     p.add_argument("--json", type=Path, default=None)
     args = p.parse_args(argv)
     check_output_file(args.json, "--json")
+    check_output_file(args.figure, "--figure")
     photos = args.photos
     if photos is None:
         data = shared_data()
         if data is None:
             raise DIFError("../shared/data not found (set DIF_SHARED_DATA) or give --photos")
         photos = data / "natural" / "live1"
-    enc = load_model(args.check / "encoder.pth", "encoder")
-    dec = load_model(args.check / "decoder.pth", "decoder", enc.resolution, enc.fingerprint_length)
-    res, n = enc.resolution, enc.fingerprint_length
-    x = fixed_crops(list_images(photos), res, args.per_image, args.seed + 1)
-    out = {"check": str(args.check), "photos": str(photos), "crops": len(x), "resolution": res, "bits": n}
-    out["clean"] = measure(enc, dec, x, seed=args.seed)
-    print(f"{len(x)} held-out crops at {res} px: bit accuracy {out['clean']['bit_accuracy']:.4f} "
-          f"(perfect {out['clean']['perfect']:.1%}), PSNR {out['clean']['psnr']:.2f} dB, SSIM {out['clean']['ssim']:.4f}")
-    out["perturbed"] = {}
-    for name in PERTURBATIONS:
-        f = get_perturbation(name)
-        m = measure(enc, dec, x, seed=args.seed, perturb=lambda im, f=f: preprocess(f(im), res))
-        out["perturbed"][name] = m["bit_accuracy"]
-        print(f"  {name:<9} bit accuracy {m['bit_accuracy']:.4f}")
+    results = {}
+    for check in args.check:
+        print(f"== {check}")
+        enc = load_model(check / "encoder.pth", "encoder")
+        dec = load_model(check / "decoder.pth", "decoder", enc.resolution, enc.fingerprint_length)
+        res, n = enc.resolution, enc.fingerprint_length
+        x = fixed_crops(list_images(photos), res, args.per_image, args.seed + 1)
+        out = {"check": str(check), "photos": str(photos), "crops": len(x), "resolution": res, "bits": n}
+        out["clean"] = measure(enc, dec, x, seed=args.seed)
+        print(f"{len(x)} held-out crops at {res} px: bit accuracy {out['clean']['bit_accuracy']:.4f} "
+              f"(perfect {out['clean']['perfect']:.1%}), PSNR {out['clean']['psnr']:.2f} dB, SSIM {out['clean']['ssim']:.4f}")
+        out["perturbed"] = {}
+        for name in PERTURBATIONS:
+            f = get_perturbation(name)
+            m = measure(enc, dec, x, seed=args.seed, perturb=lambda im, f=f: preprocess(f(im), res))
+            out["perturbed"][name] = m["bit_accuracy"]
+            print(f"  {name:<9} bit accuracy {m['bit_accuracy']:.4f}")
 
-    # attribution among --users random users
-    g = torch.Generator().manual_seed(args.seed + 3)
-    db = random_bits(args.users, n, g)
-    users = [f"user{i}" for i in range(args.users)]
-    owner = torch.randint(args.users, (len(x),), generator=g)
-    with torch.no_grad():
-        marked = (enc(db[owner], x) * 255).round() / 255
-        got_marked = decode_bits(dec(marked)).numpy().astype(np.uint8)
-        got_clean = decode_bits(dec(x)).numpy().astype(np.uint8)
-    dbn = db.numpy().astype(np.uint8)
-    a_marked = attribute(got_marked, users, dbn)
-    a_clean = attribute(got_clean, users, dbn)
-    out["attribution"] = {
-        "users": args.users, "alpha": 1e-6,
-        "fingerprinted_to_own_user": float(np.mean([a.attributed and a.user == users[o] for a, o in zip(a_marked, owner.tolist())])),
-        "fingerprinted_to_another_user": float(np.mean([a.attributed and a.user != users[o] for a, o in zip(a_marked, owner.tolist())])),
-        "clean_attributed": float(np.mean([a.attributed for a in a_clean])),
-        "clean_best_match_bits_max": int(max(a.matching_bits for a in a_clean)),
-        "fingerprinted_match_bits_min": int(min(a.matching_bits for a in a_marked)),
-    }
-    a = out["attribution"]
-    print(f"attribution among {args.users} users (alpha 1e-6, Bonferroni): fingerprinted -> own user "
-          f"{a['fingerprinted_to_own_user']:.1%}, -> another {a['fingerprinted_to_another_user']:.1%}; clean attributed "
-          f"{a['clean_attributed']:.1%} (best clean match {a['clean_best_match_bits_max']}/{n} bits; worst fingerprinted "
-          f"{a['fingerprinted_match_bits_min']}/{n})")
+        # attribution among --users random users
+        g = torch.Generator().manual_seed(args.seed + 3)
+        db = random_bits(args.users, n, g)
+        users = [f"user{i}" for i in range(args.users)]
+        owner = torch.randint(args.users, (len(x),), generator=g)
+        with torch.no_grad():
+            marked = (enc(db[owner], x) * 255).round() / 255
+            got_marked = decode_bits(dec(marked)).numpy().astype(np.uint8)
+            got_clean = decode_bits(dec(x)).numpy().astype(np.uint8)
+        dbn = db.numpy().astype(np.uint8)
+        a_marked = attribute(got_marked, users, dbn)
+        a_clean = attribute(got_clean, users, dbn)
+        out["attribution"] = {
+            "users": args.users, "alpha": 1e-6,
+            "fingerprinted_to_own_user": float(np.mean([a.attributed and a.user == users[o] for a, o in zip(a_marked, owner.tolist())])),
+            "fingerprinted_to_another_user": float(np.mean([a.attributed and a.user != users[o] for a, o in zip(a_marked, owner.tolist())])),
+            "clean_attributed": float(np.mean([a.attributed for a in a_clean])),
+            "clean_best_match_bits_max": int(max(a.matching_bits for a in a_clean)),
+            "fingerprinted_match_bits_min": int(min(a.matching_bits for a in a_marked)),
+        }
+        a = out["attribution"]
+        print(f"attribution among {args.users} users (alpha 1e-6, Bonferroni): fingerprinted -> own user "
+              f"{a['fingerprinted_to_own_user']:.1%}, -> another {a['fingerprinted_to_another_user']:.1%}; clean attributed "
+              f"{a['clean_attributed']:.1%} (best clean match {a['clean_best_match_bits_max']}/{n} bits; worst fingerprinted "
+              f"{a['fingerprinted_match_bits_min']}/{n})")
+        results[str(check)] = out
+    if args.figure:
+        _figure(results, args.figure)
     if args.json:
-        write_text_atomic(args.json, json.dumps(out, indent=1) + "\n")
+        write_text_atomic(args.json, json.dumps(results, indent=1) + "\n")
     return 0
+
+
+def _figure(results: dict, path: Path) -> None:
+    from dif.plots import _plt, _save
+
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(7, 3.2))
+    names = ["clean"] + PERTURBATIONS
+    for check, r in results.items():
+        ys = [r["clean"]["bit_accuracy"]] + [r["perturbed"][n] for n in PERTURBATIONS]
+        ax.plot(range(len(names)), ys, "o-", label=f"{Path(check).name} ({r['clean']['psnr']:.1f} dB)")
+    ax.axhline(0.5, color="grey", lw=0.8, ls=":")
+    ax.set_xticks(range(len(names)), labels=names, rotation=30, ha="right")
+    ax.set_ylim(0.45, 1.01)
+    ax.set_ylabel("bit accuracy")
+    ax.set_title("Artificial fingerprints under perturbations (held-out photos)", fontsize=9)
+    ax.legend(fontsize=7)
+    _save(fig, path)
 
 
 if __name__ == "__main__":
