@@ -189,7 +189,7 @@ class RunFolder:
                 raise DIFError(f"cannot read {what} {shown(final)} ({first_line(exc)})") from None
             if names and not self.overwrite:
                 raise DIFError(f"{shown(final)} already holds {len(names)} file(s) of an earlier run; "
-                               "choose another CHECK_DIR or pass --overwrite")
+                               f"choose another {what} or pass --overwrite")
             foreign = [n for n in names if not self.owned(n)]
             if foreign:
                 raise DIFError(f"{shown(final)} holds files a run did not write ({', '.join(shown(n) for n in foreign[:3])}"
@@ -215,7 +215,7 @@ class RunFolder:
             os.close(fd)
             if exc.errno in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
                 raise DIFError(f"another run is writing to {shown(self.final)} (lock {shown(self._lock_path)}); "
-                               "wait for it or choose another CHECK_DIR") from None
+                               f"wait for it or choose another {self.what}") from None
             raise DIFError(f"cannot lock {shown(self._lock_path)} ({first_line(exc)})") from None
         try:
             same = os.stat(self._lock_path).st_ino == os.fstat(fd).st_ino

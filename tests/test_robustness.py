@@ -105,3 +105,15 @@ def test_reencoding_reaches_both_classes_and_augmentation_adds_copies(tmp_path):
     assert aug.cache.labels.tolist() == labels * 3
     again = training_residuals(paths, labels, ext, (32, 32), augment=2, seed=3)
     assert torch.equal(aug.cache.residuals, again.cache.residuals)
+
+
+def test_noise_and_fractional_crop():
+    x = torch.full((3, 64, 64), 0.5)
+    y = get_perturbation("noise0.1")(x)
+    assert torch.equal(y, get_perturbation("noise0.1")(x))  # seeded by the image: deterministic
+    assert abs(float((y - x).std()) - 0.1) < 0.01
+    assert not torch.equal(get_perturbation("noise0.1")(x + 0.01), y + 0.01)  # another image, other noise
+    assert get_perturbation("crop0.5")(x).shape == (3, 32, 32)
+    for bad in ("noise2", "crop0", "crop1.5"):
+        with pytest.raises(DIFError):
+            get_perturbation(bad)
