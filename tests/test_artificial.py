@@ -198,7 +198,7 @@ def test_shipped_pair_embed_detect_attribute_round_trip(shared_data, tmp_path, c
                "--quiet") == 0
     summary = json.loads((tmp_path / "emb" / "summary.json").read_text())
     lines = (tmp_path / "emb" / "embedded_fingerprints.txt").read_text().splitlines()
-    assert len(lines) == 6 and summary["images"] == 6 and summary["psnr"] > 30
+    assert len(lines) == 6 and summary["images"] == 6 and summary["psnr"] > 20  # shipped pair: 23.8 dB (model card)
     assert sorted(p.name for p in (tmp_path / "emb" / "fingerprinted_images").iterdir()) == \
         sorted(line.split()[0] for line in lines)
     assert len({line.split()[1] for line in lines}) == 6  # one fresh fingerprint per image (seed 42)
@@ -209,7 +209,7 @@ def test_shipped_pair_embed_detect_attribute_round_trip(shared_data, tmp_path, c
     det = dict(line.split() for line in (tmp_path / "det" / "detected_fingerprints.txt").read_text().splitlines())
     emb = dict(line.split() for line in lines)
     acc = np.mean([bit_accuracy(parse_bits(emb[k]), parse_bits(det[k])) for k in emb])
-    assert acc > 0.97
+    assert acc > 0.85  # shipped pair: 0.93 on held-out crops
     assert json.loads((tmp_path / "det" / "summary.json").read_text())["bit_accuracy"] == pytest.approx(acc)
 
     # attribution among 1,000 random users, the 6 embedded ones among them; clean photos unattributed
