@@ -114,6 +114,13 @@ class TrainState:
     epoch: int = 0
 
 
+def _recent_mean(values: list[float], k: int) -> float:
+    """Mean of the finite values among the last ``k`` (NaN when there are none), without warnings."""
+    v = np.asarray(values[-k:], dtype=np.float64)
+    v = v[np.isfinite(v)]
+    return float(v.mean()) if v.size else math.nan
+
+
 def _nanmean(x: torch.Tensor) -> float:
     return float(x.mean()) if x.numel() else math.nan
 
@@ -183,10 +190,9 @@ def train_fingerprint(
         state.fingerprint = ema.detach().cpu()
         state.epoch = epoch
         k = 10
-        bar.set_postfix_str(
-            f"Loss {np.mean(state.loss[-k:]):.3f} | Fake C {np.nanmean(state.train_fake[-k:]):.4f} "
-            f"| Real C {np.nanmean(state.train_real[-k:]):.4f}"
-        )
+        if progress:  # a batch of one class records NaN for the other: mean over the recorded ones only
+            fake_c, real_c = (_recent_mean(v, k) for v in (state.train_fake, state.train_real))
+            bar.set_postfix_str(f"Loss {np.mean(state.loss[-k:]):.3f} | Fake C {fake_c:.4f} | Real C {real_c:.4f}")
         if on_epoch_end is not None:
             on_epoch_end(state)
     return state
