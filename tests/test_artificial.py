@@ -288,3 +288,20 @@ def test_bad_input_one_line_exit_2(shared_data, tmp_path, capsys):
     assert cli("detector", "--decoder_path", tmp_path / "e.pth", "--fingerprint", "01", "--output_dir",
                tmp_path / "c") == 2
     assert "not a decoder" in one_line_error(capsys)
+
+
+def test_training_continues_from_an_earlier_run(tiny_pair, shared_data, tmp_path, capsys):
+    """--init_from starts from the saved weights (a continued run keeps what was learnt), and a pair
+    of another size is refused in one line."""
+    folder, _ = tiny_pair
+    photos = _photos(shared_data, tmp_path, n=4)
+    args = ["train", "--data_dir", photos, "--image_resolution", "32", "--fingerprint_length", "4", "--random_crop",
+            "--crops_per_epoch", "16", "--batch_size", "16", "--num_epochs", "1", "--lr", "1e-7", "--quiet"]
+    assert cli(*args, "--output_dir", tmp_path / "cont", "--init_from", folder) == 0
+    before, after = load_model(folder / "decoder.pth", "decoder"), load_model(tmp_path / "cont" / "decoder.pth", "decoder")
+    diff = max(float((a - b).abs().max()) for a, b in zip(before.state_dict().values(), after.state_dict().values()))
+    assert diff < 1e-5  # one step at lr 1e-7 from the earlier weights
+    assert "continued from" in (tmp_path / "cont" / "model_card.md").read_text()
+    capsys.readouterr()
+    assert cli(*[a if a != "4" else "8" for a in args], "--output_dir", tmp_path / "bad", "--init_from", folder) == 2
+    assert "does not match" in one_line_error(capsys)

@@ -50,7 +50,10 @@ def parse_args(argv: Optional[Sequence[str]] = None):
     t.add_argument("--val_dir", "--val-dir", type=Path, nargs="*", default=[],
                    help="folder(s) of held-out images: bit accuracy, PSNR and SSIM on seeded crops of them")
     t.add_argument("--output_dir", "--output-dir", type=Path, required=True,
-                   help="encoder.pth, decoder.pth, history.json, summary.json, samples.png")
+                   help="encoder.pth, decoder.pth, history.json, summary.json, samples.png, model_card.md")
+    t.add_argument("--init_from", "--init-from", type=Path, default=None,
+                   help="continue from the encoder.pth and decoder.pth of an earlier run (with --l2_loss_await 0 "
+                        "--l2_loss_ramp 1 the image loss is at full weight as soon as a batch decodes > 0.9)")
     add_config_arguments(t, ArtificialConfig)
     add_common_arguments(t, workers=True)
     t.add_argument("--overwrite", action="store_true", help="replace an earlier run in --output_dir")
@@ -193,10 +196,14 @@ def _summary(path: Path, d: dict) -> None:
 def cmd_train(args) -> int:
     from ..atomic import RunFolder
     from .train import fixed_crops, train_pair
-    from .weights import save_model
+    from .weights import load_model, save_model
 
     cfg = validate_fields(config_from_args(ArtificialConfig, args)).checked()
     device = resolve_device(args.device)
+    init = None
+    if args.init_from is not None:
+        init = (load_model(args.init_from / "encoder.pth", "encoder", cfg.image_resolution, cfg.fingerprint_length),
+                load_model(args.init_from / "decoder.pth", "decoder", cfg.image_resolution, cfg.fingerprint_length))
     paths = [p for d in args.data_dir for p in _images(d)]
     val_paths = [p for d in args.val_dir for p in _images(d)]
     overlap = set(map(Path.resolve, paths)) & set(map(Path.resolve, val_paths))
@@ -213,8 +220,9 @@ def cmd_train(args) -> int:
             _summary(run.tmp / "history.json", state["history"])
 
         enc, dec, report = train_pair(paths, cfg, device, progress=not args.quiet, val=val, snapshot=snapshot,
-                                      workers=args.workers or 0)
+                                      workers=args.workers or 0, init=init)
         summary = {"config": asdict(cfg), "data_dir": [str(d) for d in args.data_dir], "images": len(paths),
+                   "init_from": str(args.init_from) if args.init_from else None,
                    "val_dir": [str(d) for d in args.val_dir], "command": command_line(), **report}
         if val is not None:
             _samples(run.tmp / "samples.png", enc, val[:8].to(device), cfg.seed)
@@ -258,6 +266,8 @@ def write_model_card(folder: Path, summary: dict) -> Path:
         f"(MSE) weight 0 until a batch decodes > 0.9, then {cfg['l2_loss_await']} steps at 0 and a ramp to "
         f"{cfg['l2_loss_scale']:g} over {cfg['l2_loss_ramp']} steps; perturbations in training: "
         f"{cfg['perturb'] or 'none'}; He initialisation",
+        (f"- continued from: `{summary['init_from']}` (its own model card)" if summary.get("init_from") else
+         "- started from He-initialised weights"),
         f"- run: {summary['steps']} steps in {summary['seconds']:.0f} s (stopped by {summary['stopped']}); image loss "
         f"switched on / at full weight after steps {summary.get('l2_schedule')}",
         f"- machine: {platform.machine()}, torch {torch.__version__}, {torch.get_num_threads()} thread(s), "

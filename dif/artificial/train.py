@@ -269,9 +269,12 @@ def measure(encoder: FingerprintEncoder, decoder: FingerprintDecoder, images: to
 
 def train_pair(paths: Sequence[Path], cfg: ArtificialConfig, device: torch.device, progress: bool = False,
                val: Optional[torch.Tensor] = None, snapshot: Optional[Callable[[dict], None]] = None,
-               snapshot_every: int = 2000, workers: int = 0) -> tuple[FingerprintEncoder, FingerprintDecoder, dict]:
-    """Train an encoder/decoder pair; ``snapshot(state)`` is called every ``snapshot_every`` steps
-    and at the end with the models, the step, the history and the validation measures."""
+               snapshot_every: int = 2000, workers: int = 0,
+               init: Optional[tuple[FingerprintEncoder, FingerprintDecoder]] = None
+               ) -> tuple[FingerprintEncoder, FingerprintDecoder, dict]:
+    """Train an encoder/decoder pair (from ``init``'s weights when given: a run continued);
+    ``snapshot(state)`` is called every ``snapshot_every`` steps and at the end with the models,
+    the step, the history and the validation measures."""
     from tqdm.auto import tqdm
 
     cfg.checked()
@@ -279,6 +282,12 @@ def train_pair(paths: Sequence[Path], cfg: ArtificialConfig, device: torch.devic
     res, n = cfg.image_resolution, cfg.fingerprint_length
     encoder = FingerprintEncoder(res, n).to(device)
     decoder = FingerprintDecoder(res, n).to(device)
+    if init is not None:
+        for mine, theirs in zip((encoder, decoder), init):
+            if (theirs.resolution, theirs.fingerprint_length) != (res, n):
+                raise DIFError(f"--init_from holds a {theirs.resolution} px, {theirs.fingerprint_length}-bit pair, "
+                               f"not {res} px, {n} bits")
+            mine.load_state_dict(theirs.state_dict())
     data = PhotoSet(paths, cfg)
     if len(data) == 0:
         raise DIFError("no training images")
