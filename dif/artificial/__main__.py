@@ -10,7 +10,6 @@ and a checkpoint folder for eval_dif.py.
 from __future__ import annotations
 
 import argparse
-import csv
 import io
 import json
 import sys
@@ -25,7 +24,8 @@ from ..cli import Parser, add_common_arguments, int_in, resolve_device, run_main
 from ..config import add_config_arguments, config_from_args, validate_fields
 from ..errors import DIFError, shown
 from .bits import DEFAULT_ALPHA
-from .train import ArtificialConfig
+from .files import read_database, read_fingerprint_file
+from .train import ArtificialConfig, check_celeba
 
 TRAIN_FILES = ("encoder.pth", "decoder.pth", "history.json", "summary.json", "samples.png", "model_card.md")
 
@@ -120,69 +120,13 @@ def _batches(paths: Sequence[Path], resolution: int, celeba: bool, batch: int, w
     """(kept paths, N x 3 x R x R batch) with each image centre-cropped to its shorter side and
     resized to the resolution (their README's preprocessing, which their detect script forgot)."""
     from ..data import stream_images
+    from .train import Preprocess
 
     paths = list(paths)
-    for idx, cols in stream_images(paths, [_Prepare(resolution, celeba)], batch_size=batch, workers=workers,
+    for idx, cols in stream_images(paths, [Preprocess(resolution, celeba)], batch_size=batch, workers=workers,
                                    progress=progress, desc=desc):
         if idx:
             yield [paths[i] for i in idx], torch.stack(cols[0])
-
-
-class _Prepare:
-    """Picklable per-image preprocessing for the decoding workers."""
-
-    def __init__(self, resolution: int, celeba: bool) -> None:
-        self.resolution, self.celeba = resolution, celeba
-
-    def __call__(self, img: torch.Tensor) -> torch.Tensor:
-        from .train import preprocess
-
-        return preprocess(img, self.resolution, self.celeba)
-
-
-def read_fingerprint_file(path: Path, length: Optional[int] = None) -> dict[str, np.ndarray]:
-    """``name bits`` lines (their embedded/detected_fingerprints.txt) -> {name: bits}."""
-    from .bits import parse_bits
-
-    if not path.is_file():
-        raise DIFError(f"fingerprint file not found: {shown(path)}")
-    out = {}
-    for i, line in enumerate(path.read_text(errors="replace").splitlines(), 1):
-        if not line.strip():
-            continue
-        parts = line.rsplit(maxsplit=1)
-        if len(parts) != 2:
-            raise DIFError(f"{shown(path)} line {i}: expected 'name bits'")
-        out[parts[0]] = parse_bits(parts[1], length, f"{shown(path)} line {i}: ")
-    if not out:
-        raise DIFError(f"{shown(path)} holds no fingerprints")
-    return out
-
-
-def read_database(path: Path, length: Optional[int] = None) -> tuple[list[str], np.ndarray]:
-    """A CSV of user,bits (header optional) -> (users, U x n bits)."""
-    from .bits import parse_bits
-
-    if not path.is_file():
-        raise DIFError(f"database not found: {shown(path)}")
-    try:
-        rows = list(csv.reader(io.StringIO(path.read_text())))
-    except (UnicodeDecodeError, csv.Error) as exc:
-        raise DIFError(f"{shown(path)} is not a readable CSV ({exc})") from None
-    rows = [r for r in rows if r and any(c.strip() for c in r)]
-    if rows and [c.strip().lower() for c in rows[0]] == ["user", "bits"]:
-        rows = rows[1:]
-    users, bits = [], []
-    for i, r in enumerate(rows, 1):
-        if len(r) != 2:
-            raise DIFError(f"{shown(path)} row {i}: expected two columns user,bits")
-        users.append(r[0].strip())
-        bits.append(parse_bits(r[1], length, f"{shown(path)} row {i}: "))
-    if not users:
-        raise DIFError(f"{shown(path)} holds no users")
-    if len(set(users)) != len(users):
-        raise DIFError(f"{shown(path)} names a user twice")
-    return users, np.stack(bits)
 
 
 def _summary(path: Path, d: dict) -> None:
@@ -306,8 +250,7 @@ def cmd_embed(args) -> int:
     device = resolve_device(args.device)
     enc = load_model(args.encoder_path, "encoder", args.image_resolution, args.fingerprint_length, device)
     dec = load_model(args.check, "decoder", enc.resolution, enc.fingerprint_length, device) if args.check else None
-    if args.use_celeba_preprocessing and enc.resolution != 128:
-        raise DIFError("--use_celeba_preprocessing needs a 128 px encoder")
+    check_celeba(enc.resolution, args.use_celeba_preprocessing, "encoder")
     paths = _images(args.data_dir)
     n = enc.fingerprint_length
     g = torch.Generator().manual_seed(args.seed)
@@ -360,8 +303,7 @@ def _decode(args, dec, device, desc: str):
     """(names, N x n decoded bits) of the images of --data_dir."""
     from .bits import decode_bits
 
-    if args.use_celeba_preprocessing and dec.resolution != 128:
-        raise DIFError("--use_celeba_preprocessing needs a 128 px decoder")
+    check_celeba(dec.resolution, args.use_celeba_preprocessing, "decoder")
     names, rows = [], []
     for kept, x in _batches(_images(args.data_dir), dec.resolution, args.use_celeba_preprocessing, args.batch_size,
                             args.workers, not args.quiet, desc):

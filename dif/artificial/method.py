@@ -73,7 +73,7 @@ class ArtificialMethod(Method):
     @classmethod
     def load(cls, folder: Path, epoch: Optional[int] = None, options: Optional[argparse.Namespace] = None,
              device: str | torch.device = "cpu") -> "ArtificialMethod":
-        from .__main__ import read_database
+        from .files import read_database
         from .weights import load_model
 
         folder = Path(folder)
@@ -105,9 +105,9 @@ class ArtificialMethod(Method):
         return ("square-resize", self.decoder.resolution, self.celeba)
 
     def prepare(self, allow_smaller: bool) -> Callable[[torch.Tensor], torch.Tensor]:
-        from .__main__ import _Prepare
+        from .train import Preprocess
 
-        return _Prepare(self.decoder.resolution, self.celeba)
+        return Preprocess(self.decoder.resolution, self.celeba)
 
     def feature_key(self) -> Hashable:
         return ("artificial-decoder", id(self.decoder))
@@ -133,14 +133,14 @@ class ArtificialMethod(Method):
 
 def make_detector(args) -> Path:
     """``python -m dif.artificial detector``: a CHECK_DIR of a decoder and a fingerprint database."""
-    from .__main__ import read_database, read_fingerprint_file
+    from .files import read_database, read_fingerprint_file
+    from .train import check_celeba
     from .bits import parse_bits
     from .weights import load_model
 
     dec = load_model(args.decoder_path, "decoder")
     n = dec.fingerprint_length
-    if args.use_celeba_preprocessing and dec.resolution != 128:
-        raise DIFError("--use_celeba_preprocessing needs a 128 px decoder")
+    check_celeba(dec.resolution, args.use_celeba_preprocessing, "decoder")
     if args.database is not None:
         users, db = read_database(args.database, n)
     elif args.fingerprint is not None:

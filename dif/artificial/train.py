@@ -116,6 +116,22 @@ def preprocess(img: torch.Tensor, resolution: int, celeba: bool = False) -> torc
     return img.contiguous()
 
 
+class Preprocess:
+    """``preprocess`` as a picklable callable, for the decoding workers."""
+
+    def __init__(self, resolution: int, celeba: bool = False) -> None:
+        self.resolution, self.celeba = resolution, celeba
+
+    def __call__(self, img: torch.Tensor) -> torch.Tensor:
+        return preprocess(img, self.resolution, self.celeba)
+
+
+def check_celeba(resolution: int, celeba: bool, what: str) -> None:
+    """Their CelebA preprocessing is defined for 128 px models only."""
+    if celeba and resolution != 128:
+        raise DIFError(f"--use_celeba_preprocessing needs a 128 px {what}")
+
+
 class PhotoSet(torch.utils.data.Dataset):
     """Training images: centre-cropped + resized (their recipe), or random crops with flips and
     per-channel gains (``random_crop``: small photo sets, many samples per epoch). Decoded images are
