@@ -178,6 +178,56 @@ def test_weight_files_record_resolution_and_length(tmp_path):
     assert load_model(tmp_path / "theirs_e.pth", "encoder", resolution=32).resolution == 32
 
 
+def test_residual_encoder_starts_as_identity_and_its_files_say_so(tmp_path):
+    enc = FingerprintEncoder(32, 8, output="residual")
+    x, bits = torch.rand(2, 3, 32, 32), torch.randint(0, 2, (2, 8)).float()
+    assert torch.equal(enc(bits, x), x)  # zero-initialised last layer: nothing added yet
+    with torch.no_grad():
+        enc.residual.bias.fill_(2.0)
+    assert torch.equal(enc(bits, x), torch.ones_like(x))  # added, then clamped to [0, 1]
+    save_model(tmp_path / "e.pth", enc)
+    loaded = load_model(tmp_path / "e.pth", "encoder")
+    assert loaded.output == "residual" and torch.equal(loaded(bits, x), enc(bits, x))
+    assert load_model(_saved(tmp_path / "i.pth", FingerprintEncoder(32, 8)), "encoder").output == "image"
+    with pytest.raises(DIFError, match="encoder output must be one of"):
+        FingerprintEncoder(32, 8, output="sum")
+    cfg = ArtificialConfig(image_resolution=32, fingerprint_length=8, batch_size=4, num_epochs=1, random_crop=True,
+                           crops_per_epoch=4, encoder_output="image")
+    with pytest.raises(DIFError, match="encoder with residual output"):
+        train_pair([Path("unused.png")], cfg, torch.device("cpu"), init=(loaded, FingerprintDecoder(32, 8)))
+
+
+def _saved(path: Path, model) -> Path:
+    save_model(path, model)
+    return path
+
+
+def test_cosine_learning_rate_decay_reaches_zero_over_the_epochs(tmp_path):
+    from PIL import Image
+
+    folder = tmp_path / "img"
+    folder.mkdir()
+    Image.fromarray((np.random.default_rng(0).random((40, 40, 3)) * 255).astype(np.uint8)).save(folder / "a.png")
+    seen = []
+    real_step = torch.optim.Adam.step
+
+    def spy(self, *a, **k):
+        seen.append(self.param_groups[0]["lr"])
+        return real_step(self, *a, **k)
+
+    cfg = ArtificialConfig(image_resolution=32, fingerprint_length=8, batch_size=2, num_epochs=4, random_crop=True,
+                           crops_per_epoch=4, lr=1e-3, lr_decay="cosine")
+    with mock.patch.object(torch.optim.Adam, "step", spy):
+        train_pair([folder / "a.png"], cfg, torch.device("cpu"))
+    assert len(seen) == 8 and seen[0] == pytest.approx(1e-3)
+    assert all(a > b for a, b in zip(seen, seen[1:]))  # falls at every step
+    assert seen[4] == pytest.approx(1e-3 * 0.5 * (1 + math.cos(math.pi * 4 / 8)))  # half way: lr / 2
+    seen.clear()
+    with mock.patch.object(torch.optim.Adam, "step", spy):
+        train_pair([folder / "a.png"], ArtificialConfig(**{**cfg.__dict__, "lr_decay": "none"}), torch.device("cpu"))
+    assert seen == [1e-3] * 8  # theirs: constant
+
+
 # ----------------------------------------------------------------------------- the commands, the shipped pair
 
 def _photos(shared_data, tmp_path, n=6, name="photos"):

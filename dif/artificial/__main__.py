@@ -206,10 +206,14 @@ def write_model_card(folder: Path, summary: dict) -> Path:
         f"- training images ({summary['images']}): {', '.join(summary['data_dir'])}"
         + (f"; random {cfg['image_resolution']} px crops with flips and per-channel gains, {cfg['crops_per_epoch']} "
            "per epoch" if cfg["random_crop"] else "; centre crop + resize"),
-        f"- recipe: Adam lr {cfg['lr']:g}, batch {cfg['batch_size']}, BCE weight {cfg['BCE_loss_weight']:g}, image "
+        f"- recipe: Adam lr {cfg['lr']:g}"
+        + (" with cosine decay to 0 over the run" if cfg.get("lr_decay", "none") == "cosine" else "")
+        + f", batch {cfg['batch_size']}, BCE weight {cfg['BCE_loss_weight']:g}, image "
         f"(MSE) weight 0 until a batch decodes > 0.9, then {cfg['l2_loss_await']} steps at 0 and a ramp to "
         f"{cfg['l2_loss_scale']:g} over {cfg['l2_loss_ramp']} steps; perturbations in training: "
-        f"{cfg['perturb'] or 'none'}; He initialisation",
+        f"{cfg['perturb'] or 'none'}; He initialisation"
+        + ("; encoder output: the image plus its last layer (residual, zero-initialised), not their sigmoid"
+           if cfg.get("encoder_output", "image") == "residual" else ""),
         (f"- continued from: `{summary['init_from']}` (its own model card)" if summary.get("init_from") else
          "- started from He-initialised weights"),
         f"- run: {summary['steps']} steps in {summary['seconds']:.0f} s (stopped by {summary['stopped']}); image loss "

@@ -12,6 +12,12 @@ measured it: after 2,000 steps of their recipe at 32 px the decoder's logits var
 images and 97% of its 512 dense units were dead; with He weights the same run leaves 0.5 within
 150 steps. The layers, the weight names and the file format are theirs, so their released weights
 load unchanged.
+
+An option that is not theirs, ``output="residual"``: the same layers, but the last 1x1 convolution
+(their ``residual``, zero-initialised) is *added* to the image (clamped to [0, 1]) instead of passed
+through a sigmoid, as in StegaStamp. The encoder then starts as the identity (infinite PSNR) and
+only has to learn the fingerprint; with a sigmoid output it must first learn to redraw every image,
+which a CPU budget of an hour or two does not allow at 35 dB. Files record which output they use.
 """
 from __future__ import annotations
 
@@ -49,10 +55,15 @@ class FingerprintEncoder(nn.Module):
     image size, concatenated with the image, then a U-Net (strides 1,2,2,2,2; x2 up-sampling + 2x2
     convolutions with skips) and a sigmoid."""
 
-    def __init__(self, resolution: int = 128, fingerprint_length: int = 100) -> None:
+    OUTPUTS = ("image", "residual")
+
+    def __init__(self, resolution: int = 128, fingerprint_length: int = 100, output: str = "image") -> None:
         super().__init__()
+        if output not in self.OUTPUTS:
+            raise DIFError(f"encoder output must be one of {', '.join(self.OUTPUTS)}, got {output!r}")
         self.resolution = check_resolution(resolution)
         self.fingerprint_length = fingerprint_length
+        self.output = output
         self.secret_dense = nn.Linear(fingerprint_length, 16 * 16 * 3)
         self.conv1 = _conv(6, 32)
         self.conv2 = _conv(32, 32, stride=2)
@@ -74,6 +85,8 @@ class FingerprintEncoder(nn.Module):
         self.conv10 = _conv(32, 32)
         self.residual = nn.Conv2d(32, 3, 1)
         he_init(self)
+        if output == "residual":  # start as the identity
+            nn.init.zeros_(self.residual.weight)
 
     def forward(self, bits: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
         r = self.resolution
@@ -95,6 +108,8 @@ class FingerprintEncoder(nn.Module):
         u9 = F.relu(self.up9(self.pad9(up(c8))))
         c9 = F.relu(self.conv9(torch.cat([c1, u9, inputs], 1)))
         c10 = F.relu(self.conv10(c9))
+        if self.output == "residual":
+            return (image + self.residual(c10)).clamp(0, 1)
         return torch.sigmoid(self.residual(c10))
 
 

@@ -42,6 +42,12 @@ class ArtificialConfig:
     num_epochs: int = opt(20, "epochs over the training images (or crops per epoch, see --random_crop)",
                           ("--num_epochs", "--num-epochs"), 1, 1_000_000)
     lr: float = opt(1e-4, "Adam learning rate", ("--lr",), 0, 1, low_open=True)
+    encoder_output: str = opt("image", "image (theirs: a sigmoid redraws the image) or residual (the encoder's last "
+                                       "layer is added to the image and starts at zero; reaches a high PSNR sooner)",
+                              ("--encoder_output", "--encoder-output"), choices=("image", "residual"))
+    lr_decay: str = opt("none", "none (theirs) or cosine: the learning rate falls to 0 over the run (over --minutes "
+                                "when given, else over the epochs); a short CPU budget ends better settled",
+                        ("--lr_decay", "--lr-decay"), choices=("none", "cosine"))
     l2_loss_scale: float = opt(10.0, "final weight of the image (MSE) loss", ("--l2_loss_scale", "--l2-loss-scale"), 0, 1e6)
     l2_loss_await: int = opt(1000, "steps at weight 0 after the first batch with bit accuracy > 0.9",
                              ("--l2_loss_await", "--l2-loss-await"), 0, 10**9)
@@ -296,13 +302,16 @@ def train_pair(paths: Sequence[Path], cfg: ArtificialConfig, device: torch.devic
     cfg.checked()
     torch.manual_seed(cfg.seed)
     res, n = cfg.image_resolution, cfg.fingerprint_length
-    encoder = FingerprintEncoder(res, n).to(device)
+    encoder = FingerprintEncoder(res, n, cfg.encoder_output).to(device)
     decoder = FingerprintDecoder(res, n).to(device)
     if init is not None:
         for mine, theirs in zip((encoder, decoder), init):
             if (theirs.resolution, theirs.fingerprint_length) != (res, n):
                 raise DIFError(f"--init_from holds a {theirs.resolution} px, {theirs.fingerprint_length}-bit pair, "
                                f"not {res} px, {n} bits")
+            if getattr(theirs, "output", cfg.encoder_output) != cfg.encoder_output:
+                raise DIFError(f"--init_from holds an encoder with {theirs.output} output, not "
+                               f"--encoder_output {cfg.encoder_output}")
             mine.load_state_dict(theirs.state_dict())
     data = PhotoSet(paths, cfg)
     if len(data) == 0:
@@ -318,6 +327,11 @@ def train_pair(paths: Sequence[Path], cfg: ArtificialConfig, device: torch.devic
     hist: dict = {"step": [], "bce": [], "mse": [], "lambda": [], "bit_accuracy": [], "val": []}
     t0, step, stopped = time.monotonic(), 0, "epochs"
     total = cfg.num_epochs * len(loader)
+
+    def run_fraction() -> float:
+        """How much of the run is behind us: of the time budget when there is one, else of the steps."""
+        by_steps = step / max(total, 1)
+        return max(by_steps, (time.monotonic() - t0) / (cfg.minutes * 60)) if cfg.minutes else by_steps
     bar = tqdm(total=total, desc="Training", disable=not progress, dynamic_ncols=True)
 
     def state(final: bool) -> dict:
@@ -346,6 +360,9 @@ def train_pair(paths: Sequence[Path], cfg: ArtificialConfig, device: torch.devic
             loss = cfg.BCE_loss_weight * bce + lam * mse
             if not torch.isfinite(loss):
                 raise DIFError(f"the loss diverged at step {step} (lower --lr)")
+            if cfg.lr_decay == "cosine":
+                for group in opt_.param_groups:
+                    group["lr"] = cfg.lr * 0.5 * (1 + math.cos(math.pi * min(run_fraction(), 1.0)))
             opt_.zero_grad(set_to_none=True)
             loss.backward()
             opt_.step()
