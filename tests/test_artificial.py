@@ -178,35 +178,6 @@ def test_weight_files_record_resolution_and_length(tmp_path):
     assert load_model(tmp_path / "theirs_e.pth", "encoder", resolution=32).resolution == 32
 
 
-def test_residual_encoder_adds_to_the_image_and_its_files_say_so(tmp_path):
-    enc = FingerprintEncoder(32, 8, output="residual")
-    x, bits = torch.rand(2, 3, 32, 32), torch.randint(0, 2, (2, 8)).float()
-    with torch.no_grad():
-        enc.residual.weight.zero_()
-        assert torch.equal(enc(bits, x), x)  # a zero last layer: the identity
-        enc.residual.bias.fill_(2.0)
-        assert torch.equal(enc(bits, x), torch.ones_like(x))  # added, then clamped to [0, 1]
-    xg = x.clone().requires_grad_(True)
-    out = enc(bits, xg)
-    out.sum().backward()
-    assert torch.equal(xg.grad, torch.ones_like(x))  # every pixel clamped, yet the gradient passes (straight through)
-    save_model(tmp_path / "e.pth", enc)
-    loaded = load_model(tmp_path / "e.pth", "encoder")
-    assert loaded.output == "residual" and torch.equal(loaded(bits, x), enc(bits, x))
-    assert load_model(_saved(tmp_path / "i.pth", FingerprintEncoder(32, 8)), "encoder").output == "image"
-    with pytest.raises(DIFError, match="encoder output must be one of"):
-        FingerprintEncoder(32, 8, output="sum")
-    cfg = ArtificialConfig(image_resolution=32, fingerprint_length=8, batch_size=4, num_epochs=1, random_crop=True,
-                           crops_per_epoch=4, encoder_output="image")
-    with pytest.raises(DIFError, match="encoder with residual output"):
-        train_pair([Path("unused.png")], cfg, torch.device("cpu"), init=(loaded, FingerprintDecoder(32, 8)))
-
-
-def _saved(path: Path, model) -> Path:
-    save_model(path, model)
-    return path
-
-
 def test_cosine_learning_rate_decay_reaches_zero_over_the_epochs(tmp_path):
     from PIL import Image
 

@@ -211,9 +211,7 @@ def write_model_card(folder: Path, summary: dict) -> Path:
         + f", batch {cfg['batch_size']}, BCE weight {cfg['BCE_loss_weight']:g}, image "
         f"(MSE) weight 0 until a batch decodes > 0.9, then {cfg['l2_loss_await']} steps at 0 and a ramp to "
         f"{cfg['l2_loss_scale']:g} over {cfg['l2_loss_ramp']} steps; perturbations in training: "
-        f"{cfg['perturb'] or 'none'}; He initialisation"
-        + ("; encoder output: the image plus its last layer (residual, zero-initialised), not their sigmoid"
-           if cfg.get("encoder_output", "image") == "residual" else ""),
+        f"{cfg['perturb'] or 'none'}; He initialisation",
         (f"- continued from: `{summary['init_from']}` (its own model card)" if summary.get("init_from") else
          "- started from He-initialised weights"),
         f"- run: {summary['steps']} steps in {summary['seconds']:.0f} s (stopped by {summary['stopped']}); image loss "

@@ -12,14 +12,6 @@ measured it: after 2,000 steps of their recipe at 32 px the decoder's logits var
 images and 97% of its 512 dense units were dead; with He weights the same run leaves 0.5 within
 150 steps. The layers, the weight names and the file format are theirs, so their released weights
 load unchanged.
-
-An option that is not theirs, ``output="residual"``: the same layers, but the last 1x1 convolution
-(their ``residual``) is *added* to the image (clamped to [0, 1], the clamp's gradient taken as 1)
-instead of passed through a sigmoid, as in StegaStamp. The identity is then one layer's weights
-away (zero) instead of a redrawing of every image, which a CPU budget of an hour or two does not
-allow at 35 dB. The last layer keeps its He start: zero-initialised, the early images carry no
-trace of the bits, the decoder learns nothing and dies (measured: 0.500 after 300 steps, where the
-He start leaves 0.5 at once). Files record which output they use.
 """
 from __future__ import annotations
 
@@ -57,15 +49,10 @@ class FingerprintEncoder(nn.Module):
     image size, concatenated with the image, then a U-Net (strides 1,2,2,2,2; x2 up-sampling + 2x2
     convolutions with skips) and a sigmoid."""
 
-    OUTPUTS = ("image", "residual")
-
-    def __init__(self, resolution: int = 128, fingerprint_length: int = 100, output: str = "image") -> None:
+    def __init__(self, resolution: int = 128, fingerprint_length: int = 100) -> None:
         super().__init__()
-        if output not in self.OUTPUTS:
-            raise DIFError(f"encoder output must be one of {', '.join(self.OUTPUTS)}, got {output!r}")
         self.resolution = check_resolution(resolution)
         self.fingerprint_length = fingerprint_length
-        self.output = output
         self.secret_dense = nn.Linear(fingerprint_length, 16 * 16 * 3)
         self.conv1 = _conv(6, 32)
         self.conv2 = _conv(32, 32, stride=2)
@@ -108,11 +95,6 @@ class FingerprintEncoder(nn.Module):
         u9 = F.relu(self.up9(self.pad9(up(c8))))
         c9 = F.relu(self.conv9(torch.cat([c1, u9, inputs], 1)))
         c10 = F.relu(self.conv10(c9))
-        if self.output == "residual":
-            out = image + self.residual(c10)
-            # clamped forward, identity backward: a hard clamp has no gradient where the sum leaves
-            # [0, 1], and a residual grown large before the image loss starts would stay stuck there
-            return out + (out.clamp(0, 1) - out).detach()
         return torch.sigmoid(self.residual(c10))
 
 

@@ -42,9 +42,6 @@ class ArtificialConfig:
     num_epochs: int = opt(20, "epochs over the training images (or crops per epoch, see --random_crop)",
                           ("--num_epochs", "--num-epochs"), 1, 1_000_000)
     lr: float = opt(1e-4, "Adam learning rate", ("--lr",), 0, 1, low_open=True)
-    encoder_output: str = opt("image", "image (theirs: a sigmoid redraws the image) or residual (the encoder's last "
-                                       "layer is added to the image and starts at zero; reaches a high PSNR sooner)",
-                              ("--encoder_output", "--encoder-output"), choices=("image", "residual"))
     lr_decay: str = opt("none", "none (theirs) or cosine: the learning rate falls to 0 over the run (over --minutes "
                                 "when given, else over the epochs); a short CPU budget ends better settled",
                         ("--lr_decay", "--lr-decay"), choices=("none", "cosine"))
@@ -302,16 +299,13 @@ def train_pair(paths: Sequence[Path], cfg: ArtificialConfig, device: torch.devic
     cfg.checked()
     torch.manual_seed(cfg.seed)
     res, n = cfg.image_resolution, cfg.fingerprint_length
-    encoder = FingerprintEncoder(res, n, cfg.encoder_output).to(device)
+    encoder = FingerprintEncoder(res, n).to(device)
     decoder = FingerprintDecoder(res, n).to(device)
     if init is not None:
         for mine, theirs in zip((encoder, decoder), init):
             if (theirs.resolution, theirs.fingerprint_length) != (res, n):
                 raise DIFError(f"--init_from holds a {theirs.resolution} px, {theirs.fingerprint_length}-bit pair, "
                                f"not {res} px, {n} bits")
-            if getattr(theirs, "output", cfg.encoder_output) != cfg.encoder_output:
-                raise DIFError(f"--init_from holds an encoder with {theirs.output} output, not "
-                               f"--encoder_output {cfg.encoder_output}")
             mine.load_state_dict(theirs.state_dict())
     data = PhotoSet(paths, cfg)
     if len(data) == 0:

@@ -24,7 +24,6 @@ FORMAT = {"encoder": "dif-artificial-encoder-v1", "decoder": "dif-artificial-dec
 def save_model(path: Path, model: FingerprintEncoder | FingerprintDecoder, extra: Optional[dict] = None) -> Path:
     kind = "encoder" if isinstance(model, FingerprintEncoder) else "decoder"
     payload = {"format": FORMAT[kind], "resolution": model.resolution, "fingerprint_length": model.fingerprint_length,
-               **({"output": model.output} if kind == "encoder" else {}),
                "state_dict": {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()},
                **(extra or {})}
     return save_torch_atomic(path, payload)
@@ -60,12 +59,10 @@ def load_model(path: str | Path, kind: str, resolution: Optional[int] = None, fi
             other = "encoder" if kind == "decoder" else "decoder"
             raise DIFError(f"{shown(path)} is a fingerprint {other}, not a {kind}")
         sd, res, n = payload.get("state_dict"), payload.get("resolution"), payload.get("fingerprint_length")
-        output = payload.get("output", "image")
-        if (not isinstance(sd, dict) or not isinstance(res, int) or not isinstance(n, int)
-                or output not in FingerprintEncoder.OUTPUTS):
+        if not isinstance(sd, dict) or not isinstance(res, int) or not isinstance(n, int):
             raise DIFError(f"{shown(path)}: a damaged fingerprint {kind} file")
     else:  # their plain state dict
-        sd, output = payload, "image"
+        sd = payload
         res, n = _shape_info(kind, sd, path)
     if not all(isinstance(v, torch.Tensor) for v in sd.values()):
         raise DIFError(f"{shown(path)}: a state dict is not a dict of tensors")
@@ -81,7 +78,7 @@ def load_model(path: str | Path, kind: str, resolution: Optional[int] = None, fi
         raise DIFError(f"--fingerprint_length {fingerprint_length} does not match the {kind} in {shown(path)} "
                        f"({n} bits)")
     check_resolution(res, f"the resolution of {shown(path)}")
-    model = FingerprintEncoder(res, n, output) if kind == "encoder" else FingerprintDecoder(res, n)
+    model = (FingerprintEncoder if kind == "encoder" else FingerprintDecoder)(res, n)
     try:
         model.load_state_dict(sd)
     except RuntimeError as exc:
