@@ -6,7 +6,9 @@ every outer fold of a seeded stratified k-fold: a DIF fingerprint is trained on 
 with each fixed extractor and with ``auto`` (which chooses among the same extractors out of fold
 *on the training part only*), and scored on the held-out part. Reports held-out accuracy (each
 fingerprint's own centres) and ROC AUC per generator, and their means per data root, optionally
-after ``--perturb`` (both classes, after training).
+after ``--perturb`` (both classes, after training). ``ensemble`` (on when two or more fixed
+extractors run) averages the fixed fingerprints' scores, each first put on one scale: minus its
+threshold, over the distance between its two centres (threshold 0).
 
     python benchmarks/extractor_choice.py ROOT [ROOT ...] [--folds 2] [--epochs 30] [--crop 256]
 """
@@ -64,10 +66,13 @@ def main(argv=None) -> int:
         for g, folder in gens.items():
             ds = find_labelled(folder)
             labels = np.array(ds.labels)
-            per = {(s, c): [] for s in specs for c in conds}
+            fixed = [s for s in specs if s != "auto"]
+            shown = specs + (["ensemble"] if len(fixed) > 1 else [])
+            per = {(s, c): [] for s in shown for c in conds}
             chosen = []
             for k, held in enumerate(stratified_folds(labels, args.folds, args.seed)):
                 train = np.setdiff1d(np.arange(len(labels)), held)
+                scaled = {c: [] for c in conds}
                 for s in specs:
                     cfg = DIFConfig(epochs=args.epochs, crop=args.crop, augment=args.augment, seed=args.seed + k,
                                     extractor=s, folds=args.inner_folds, checkpoint_every=args.epochs).validate()
@@ -81,14 +86,23 @@ def main(argv=None) -> int:
                                           allow_smaller=t is not None, batch_size=16, workers=0)
                         met = binary_metrics(sc.scores["m"], sc.labels, m.threshold)
                         per[(s, c)].append((met["accuracy"], met["auc"]))
+                        if s in fixed:
+                            f = m.metric_fields()
+                            gap = abs(f["mu_fake"] - f["mu_real"]) or 1.0
+                            scaled[c].append((np.asarray(sc.scores["m"]) - m.threshold) / gap)
+                            scaled_labels = list(sc.labels)
+                if "ensemble" in shown:
+                    for c in conds:
+                        met = binary_metrics(np.mean(scaled[c], axis=0), scaled_labels, 0.0)
+                        per[("ensemble", c)].append((met["accuracy"], met["auc"]))
             res_root[g] = {f"{s}/{c}": {"accuracy": float(np.mean([a for a, _ in v])),
                                         "auc": float(np.mean([u for _, u in v]))} for (s, c), v in per.items()}
             res_root[g]["auto_chose"] = chosen
             print(f"{root.name}/{g}: " + "; ".join(f"{s} {res_root[g][f'{s}/clean']['accuracy']:.3f}/"
-                                                  f"{res_root[g][f'{s}/clean']['auc']:.3f}" for s in specs)
+                                                  f"{res_root[g][f'{s}/clean']['auc']:.3f}" for s in shown)
                   + f" (auto chose {', '.join(chosen)})", flush=True)
         means = {}
-        for s in specs:
+        for s in shown:
             for c in conds:
                 v = [r[f"{s}/{c}"] for r in res_root.values()]
                 means[f"{s}/{c}"] = {"accuracy": float(np.mean([x["accuracy"] for x in v])),
