@@ -217,14 +217,16 @@ def _photos(shared_data, tmp_path, n=6, name="photos"):
     return folder
 
 
-def test_shipped_pair_embed_detect_attribute_round_trip(shared_data, tmp_path, capsys):
-    enc, dec = SHIPPED / "encoder.pth", SHIPPED / "decoder.pth"
+@pytest.mark.parametrize("pair,min_psnr", [("artificial", 33), ("artificial_robust", 20)])
+def test_shipped_pair_embed_detect_attribute_round_trip(shared_data, tmp_path, capsys, pair, min_psnr):
+    """Both shipped pairs (model cards: 35.4 dB / 0.918 and 23.8 dB / 0.931 on held-out crops)."""
+    enc, dec = ROOT / "checks" / pair / "encoder.pth", ROOT / "checks" / pair / "decoder.pth"
     photos = _photos(shared_data, tmp_path)
     assert cli("embed", "--encoder_path", enc, "--data_dir", photos, "--output_dir", tmp_path / "emb", "--check", dec,
                "--quiet") == 0
     summary = json.loads((tmp_path / "emb" / "summary.json").read_text())
     lines = (tmp_path / "emb" / "embedded_fingerprints.txt").read_text().splitlines()
-    assert len(lines) == 6 and summary["images"] == 6 and summary["psnr"] > 20  # shipped pair: 23.8 dB (model card)
+    assert len(lines) == 6 and summary["images"] == 6 and summary["psnr"] > min_psnr
     assert sorted(p.name for p in (tmp_path / "emb" / "fingerprinted_images").iterdir()) == \
         sorted(line.split()[0] for line in lines)
     assert len({line.split()[1] for line in lines}) == 6  # one fresh fingerprint per image (seed 42)
@@ -235,7 +237,7 @@ def test_shipped_pair_embed_detect_attribute_round_trip(shared_data, tmp_path, c
     det = dict(line.split() for line in (tmp_path / "det" / "detected_fingerprints.txt").read_text().splitlines())
     emb = dict(line.split() for line in lines)
     acc = np.mean([bit_accuracy(parse_bits(emb[k]), parse_bits(det[k])) for k in emb])
-    assert acc > 0.85  # shipped pair: 0.93 on held-out crops
+    assert acc > 0.85
     assert json.loads((tmp_path / "det" / "summary.json").read_text())["bit_accuracy"] == pytest.approx(acc)
 
     # attribution among 1,000 random users, the 6 embedded ones among them; clean photos unattributed
