@@ -33,6 +33,7 @@ from .data import ImageReadError, center_crop, list_images, load_image
 from .extractors import DnCNN, DnCNNExtractor, load_dncnn, save_dncnn
 from .config import opt
 from .errors import DIFError
+from .schedules import budget_fraction, set_cosine_lr
 
 log = logging.getLogger(__name__)
 
@@ -250,9 +251,7 @@ def train_dncnn(photos: list[torch.Tensor], cfg: DnCNNTrainConfig, progress: boo
     next_snap = t0 + cfg.snapshot_minutes * 60
     while step < cfg.steps and time.perf_counter() < deadline:
         # cosine decay over the time budget (or the step budget, whichever is nearer)
-        frac = max((time.perf_counter() - t0) / (cfg.minutes * 60), step / cfg.steps)
-        for grp in opt.param_groups:
-            grp["lr"] = cfg.lr * 0.5 * (1 + math.cos(math.pi * min(frac, 1.0)))
+        set_cosine_lr(opt, cfg.lr, budget_fraction(time.perf_counter() - t0, cfg.minutes, step, cfg.steps))
         noisy, noise = sample_batch(grey, cfg, rng, colour)
         pred = net(noisy.to(device, memory_format=torch.channels_last))
         loss = F.mse_loss(pred, noise.to(device))

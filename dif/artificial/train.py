@@ -25,6 +25,7 @@ from ..config import opt
 from ..data import ImageReadError, load_image
 from ..errors import DIFError
 from .bits import bit_accuracy, decode_bits, random_bits
+from ..schedules import budget_fraction, set_cosine_lr
 from .models import FingerprintDecoder, FingerprintEncoder, check_resolution
 
 log = logging.getLogger(__name__)
@@ -321,11 +322,6 @@ def train_pair(paths: Sequence[Path], cfg: ArtificialConfig, device: torch.devic
     hist: dict = {"step": [], "bce": [], "mse": [], "lambda": [], "bit_accuracy": [], "val": []}
     t0, step, stopped = time.monotonic(), 0, "epochs"
     total = cfg.num_epochs * len(loader)
-
-    def run_fraction() -> float:
-        """How much of the run is behind us: of the time budget when there is one, else of the steps."""
-        by_steps = step / max(total, 1)
-        return max(by_steps, (time.monotonic() - t0) / (cfg.minutes * 60)) if cfg.minutes else by_steps
     bar = tqdm(total=total, desc="Training", disable=not progress, dynamic_ncols=True)
 
     def state(final: bool) -> dict:
@@ -355,8 +351,7 @@ def train_pair(paths: Sequence[Path], cfg: ArtificialConfig, device: torch.devic
             if not torch.isfinite(loss):
                 raise DIFError(f"the loss diverged at step {step} (lower --lr)")
             if cfg.lr_decay == "cosine":
-                for group in opt_.param_groups:
-                    group["lr"] = cfg.lr * 0.5 * (1 + math.cos(math.pi * min(run_fraction(), 1.0)))
+                set_cosine_lr(opt_, cfg.lr, budget_fraction(time.monotonic() - t0, cfg.minutes, step, total))
             opt_.zero_grad(set_to_none=True)
             loss.backward()
             opt_.step()
