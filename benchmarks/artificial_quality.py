@@ -63,6 +63,11 @@ def main(argv=None) -> int:
         out["clean"] = measure(enc, dec, x, seed=args.seed)
         print(f"{len(x)} held-out crops at {res} px: bit accuracy {out['clean']['bit_accuracy']:.4f} "
               f"(perfect {out['clean']['perfect']:.1%}), PSNR {out['clean']['psnr']:.2f} dB, SSIM {out['clean']['ssim']:.4f}")
+        out["capacity"] = _capacity(enc, dec, x, args.seed)
+        c = out["capacity"]
+        print(f"  per-bit accuracy: min {c['per_bit_min']:.3f}, median {c['per_bit_median']:.3f}, bits under 0.75: "
+              f"{c['bits_under_0.75']}; decoder features never active: {c['dead_conv_features']}/{c['conv_features']} "
+              f"(last convolution), {c['dead_dense_units']}/{c['dense_units']} (dense layer)")
         out["perturbed"] = {}
         for name in PERTURBATIONS:
             f = get_perturbation(name)
@@ -101,6 +106,27 @@ def main(argv=None) -> int:
     if args.json:
         write_text_atomic(args.json, json.dumps(results, indent=1) + "\n")
     return 0
+
+
+def _capacity(enc, dec, x, seed: int) -> dict:
+    """Where the errors sit: per-bit accuracy over the held-out crops (a few bits at chance, or every
+    bit a little wrong?) and the decoder features that are zero on every fingerprinted crop (dead
+    ReLUs: at 32 px the last convolution is the whole 1 x 1 x 128 code the dense head reads)."""
+    import torch
+
+    from dif.artificial.bits import decode_bits, random_bits
+
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        bits = random_bits(len(x), enc.fingerprint_length, g)
+        y = (enc(bits, x) * 255).round() / 255
+        feats = dec.decoder(y).flatten(1)
+        hidden = dec.dense[1](dec.dense[0](feats))
+        per_bit = (decode_bits(dec.dense[2](hidden)).float() == bits).float().mean(0)
+    return {"per_bit_min": float(per_bit.min()), "per_bit_median": float(per_bit.median()),
+            "bits_under_0.75": int((per_bit < 0.75).sum()),
+            "conv_features": feats.shape[1], "dead_conv_features": int((feats.amax(0) <= 0).sum()),
+            "dense_units": hidden.shape[1], "dead_dense_units": int((hidden.amax(0) <= 0).sum())}
 
 
 def _figure(results: dict, path: Path) -> None:
