@@ -27,7 +27,9 @@ def parse_args(argv: Sequence[str] | None = None):
     add_common_arguments(p, denoiser="residual extractor: dncnn (the shipped weights), dncnn:PATH, wavelet[:SIGMA], "
                                      "wavelet-dwt[:SIGMA], highpass[:SIGMA], authors:CHK[:MEAN.npy], or auto (each of highpass, "
                                      "wavelet-dwt, wavelet, dncnn scored out of fold on the training images with "
-                                     "--folds folds; the best AUC is kept, ties to the cheaper) "
+                                     "--folds folds; the best AUC is kept, ties to the cheaper), or ensemble[:A,B,...] "
+                                     "(a fingerprint per extractor, default highpass,wavelet-dwt,wavelet,dncnn, "
+                                     "scores averaged on a common scale) "
                                      f"(default: {DIFConfig().extractor})")
     p.add_argument("--overwrite", action="store_true",
                    help="replace an earlier run in CHECK_DIR (only once the new one is complete)")
@@ -47,7 +49,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parse_reencode(cfg.reencode)
     device = resolve_device(args.device)
     data = find_labelled(args.data_dir)
-    method_cls = get_method("dif")
+    ensemble = cfg.extractor.strip().lower().startswith("ensemble")
+    method_cls = get_method("dif-ensemble" if ensemble else "dif")
     method = method_cls.build(cfg)
     check_dir = Path(args.check_dir)
     with RunFolder(check_dir, args.overwrite, method_cls.owns_file) as run:
@@ -60,13 +63,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"warning: skipped {report['skipped']} unusable image(s) (see the warnings above)")
         method.save(run.tmp)
         run.commit()
-    det = method.detector
-    cal = method.calibration
     print(f"Residuals: {report['residual_seconds']:.1f} s; training: {report['train_seconds']:.1f} s "
           f"({report['train_seconds'] / cfg.epochs:.2f} s/epoch)")
-    print(f"Centres: real {det.mu_real:.5f} | fake {det.mu_fake:.5f}"
-          + (f" (out-of-fold: real {cal['cv']['corr'][0]:.5f} | fake {cal['cv']['corr'][1]:.5f})" if "cv" in cal else ""))
-    print(f"Saved {check_dir / f'chk_{method.state.epoch}.pt'} and figures in {check_dir}")
+    for m in getattr(method, "members", [method]):
+        det, cal = m.detector, m.calibration
+        print((f"{m.config.extractor}: " if ensemble else "") + f"Centres: real {det.mu_real:.5f} | fake {det.mu_fake:.5f}"
+              + (f" (out-of-fold: real {cal['cv']['corr'][0]:.5f} | fake {cal['cv']['corr'][1]:.5f})" if "cv" in cal else ""))
+    if ensemble:
+        print(f"Saved an ensemble of {len(method.members)} fingerprints (one sub-folder each) in {check_dir}")
+    else:
+        print(f"Saved {check_dir / f'chk_{method.state.epoch}.pt'} and figures in {check_dir}")
     return 0
 
 

@@ -8,7 +8,8 @@ with each fixed extractor and with ``auto`` (which chooses among the same extrac
 fingerprint's own centres) and ROC AUC per generator, and their means per data root, optionally
 after ``--perturb`` (both classes, after training). ``ensemble`` (on when two or more fixed
 extractors run) averages the fixed fingerprints' scores, each first put on one scale: minus its
-threshold, over the distance between its two centres (threshold 0).
+threshold, over the distance between its two centres (threshold 0): the score of
+``train_dif.py --denoiser ensemble:<the fixed extractors>``, whose members are the same fingerprints.
 
     python benchmarks/extractor_choice.py ROOT [ROOT ...] [--folds 2] [--epochs 30] [--crop 256]
 """
@@ -33,6 +34,7 @@ def main(argv=None) -> int:
     from dif.evaluate import score_images, stratified_folds
     from dif.lineage import find_generators
     from dif.methods.dif import DIFMethod
+    from dif.methods.dif_ensemble import DIFEnsemble
     from dif.metrics import binary_metrics
     from dif.robustness import get_perturbation, parse_perturbations
 
@@ -87,9 +89,7 @@ def main(argv=None) -> int:
                         met = binary_metrics(sc.scores["m"], sc.labels, m.threshold)
                         per[(s, c)].append((met["accuracy"], met["auc"]))
                         if s in fixed:
-                            f = m.metric_fields()
-                            gap = abs(f["mu_fake"] - f["mu_real"]) or 1.0
-                            scaled[c].append((np.asarray(sc.scores["m"]) - m.threshold) / gap)
+                            scaled[c].append(DIFEnsemble.scaled(m, sc.scores["m"]))  # as --denoiser ensemble
                             scaled_labels = list(sc.labels)
                 if "ensemble" in shown:
                     for c in conds:

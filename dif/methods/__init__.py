@@ -14,6 +14,7 @@ from .base import Method
 
 _REGISTRY: dict[str, str] = {
     "dif": "dif.methods.dif",
+    "dif-ensemble": "dif.methods.dif_ensemble",
     "deepfeaturex": "dif.deepfeaturex.method",
     "artificial": "dif.artificial.method",
 }
