@@ -119,6 +119,26 @@ def test_psnr_and_ssim_by_hand():
 
 # ----------------------------------------------------------------------------- training
 
+def test_saturation_adds_colour_and_leaves_default_crops_unchanged(shared_data):
+    """--saturation scales each crop's colour away from its grey (more chroma, still in [0, 1], the
+    same grey); at 0 the crops are those of a config without the field (the random stream of the
+    shipped pairs' runs is kept)."""
+    from dif.artificial.train import PhotoSet
+
+    photos = sorted((shared_data / "natural" / "train400").glob("*.png"))[:5]
+    base = ArtificialConfig(image_resolution=32, random_crop=True, crops_per_epoch=40, seed=3)
+    plain = torch.stack([PhotoSet(photos, base)[i] for i in range(40)])
+    again = torch.stack([PhotoSet(photos, ArtificialConfig(**{**base.__dict__, "saturation": 0.0}))[i] for i in range(40)])
+    assert torch.equal(plain, again)
+    vivid = torch.stack([PhotoSet(photos, ArtificialConfig(**{**base.__dict__, "saturation": 2.0}))[i] for i in range(40)])
+    assert vivid.min() >= 0 and vivid.max() <= 1
+
+    def chroma(x):
+        return (x - x.mean(1, keepdim=True)).abs().mean()
+
+    assert chroma(vivid) > 1.5 * chroma(plain) > 0
+    assert (vivid.mean(1) - plain.mean(1)).abs().mean() < 0.01  # the grey kept (but where clamped)
+
 @pytest.fixture(scope="session")
 def tiny_pair(shared_data, tmp_path_factory):
     """A 4-bit, 32 px pair trained for 150 steps on crops of 60 train400 photos."""

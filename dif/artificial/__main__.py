@@ -204,8 +204,9 @@ def write_model_card(folder: Path, summary: dict) -> Path:
         f"- made by: `{summary.get('command', '?')}`",
         f"- resolution {cfg['image_resolution']} px, {cfg['fingerprint_length']} bits, seed {cfg['seed']}",
         f"- training images ({summary['images']}): {', '.join(summary['data_dir'])}"
-        + (f"; random {cfg['image_resolution']} px crops with flips and per-channel gains, {cfg['crops_per_epoch']} "
-           "per epoch" if cfg["random_crop"] else "; centre crop + resize"),
+        + (f"; random {cfg['image_resolution']} px crops with flips and per-channel gains"
+           + (f", colour scaled by up to {1 + cfg['saturation']:g}x" if cfg.get("saturation") else "")
+           + f", {cfg['crops_per_epoch']} per epoch" if cfg["random_crop"] else "; centre crop + resize"),
         f"- recipe: Adam lr {cfg['lr']:g}"
         + (" with cosine decay to 0 over the run" if cfg.get("lr_decay", "none") == "cosine" else "")
         + f", batch {cfg['batch_size']}, BCE weight {cfg['BCE_loss_weight']:g}, image "

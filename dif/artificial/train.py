@@ -58,6 +58,10 @@ class ArtificialConfig:
                             ("--random_crop", "--random-crop"))
     crops_per_epoch: int = opt(10_000, "with --random_crop: samples per epoch", ("--crops_per_epoch",
                                                                                  "--crops-per-epoch"), 1, 10**9)
+    saturation: float = opt(0.0, "with --random_crop: scale each crop's colour (its difference from its grey) by a "
+                                 "factor drawn from [1, 1 + S]; grey training photos with gains alone show little "
+                                 "colour, and strongly coloured photos are where held-out bits are lost",
+                            ("--saturation",), 0, 10)
     perturb: str = opt("", "train through perturbations of the fingerprinted images, comma-separated from "
                            "noise, blur, jpeg (one drawn per batch, half of the batches clean)", ("--perturb",))
     seed: int = opt(0, "seed of the weights, the bits, the crops and the batches", ("--seed",), 0, 2**32 - 1)
@@ -182,7 +186,11 @@ class PhotoSet(torch.utils.data.Dataset):
         if torch.rand(1, generator=g) < 0.5:
             crop = crop.flip(-1)
         gains = 0.6 + 0.4 * torch.rand(3, 1, 1, generator=g)
-        return (crop * gains).clamp(0, 1)
+        crop = crop * gains
+        if self.cfg.saturation > 0:  # drawn only when asked: runs without it keep their random stream
+            grey = crop.mean(0, keepdim=True)
+            crop = grey + (1 + self.cfg.saturation * torch.rand(1, generator=g)) * (crop - grey)
+        return crop.clamp(0, 1)
 
 
 def fixed_crops(paths: Sequence[Path], resolution: int, per_image: int, seed: int) -> torch.Tensor:
