@@ -24,8 +24,8 @@ from PIL import Image
 from ..config import opt
 from ..data import ImageReadError, load_image
 from ..errors import DIFError
-from .bits import bit_accuracy, decode_bits, random_bits
 from ..schedules import budget_fraction, set_cosine_lr
+from .bits import bit_accuracy, decode_bits, random_bits
 from .models import FingerprintDecoder, FingerprintEncoder, check_resolution
 
 log = logging.getLogger(__name__)

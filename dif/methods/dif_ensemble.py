@@ -72,7 +72,7 @@ class DIFEnsemble(Method):
             workdir: Optional[Path] = None, progress: bool = False) -> dict:
         """Train every member on the same images (each in its own sub-folder of ``workdir``)."""
         self.device = torch.device(device)
-        report: dict = {"residual_seconds": 0.0, "train_seconds": 0.0, "skipped": 0, "notes": [], "members": []}
+        report: dict = {"residual_seconds": 0.0, "train_seconds": 0.0, "skipped": 0, "notes": []}
         for k, (spec, m) in enumerate(zip(self.specs, self.members)):
             sub = None
             if workdir is not None:
@@ -83,8 +83,6 @@ class DIFEnsemble(Method):
             report["train_seconds"] += r["train_seconds"]
             report["skipped"] = max(report["skipped"], r["skipped"])  # the same images for every member
             report["notes"] += [n for n in r["notes"] if n not in report["notes"]]
-            report["members"].append({"extractor": m.config.extractor, "mu_real": m.detector.mu_real,
-                                      "mu_fake": m.detector.mu_fake})
         return report
 
     def save(self, folder: Path) -> None:
