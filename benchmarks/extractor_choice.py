@@ -76,8 +76,9 @@ def main(argv=None) -> int:
                 train = np.setdiff1d(np.arange(len(labels)), held)
                 scaled = {c: [] for c in conds}
                 for s in specs:
+                    spec = f"auto:{args.inner_folds}" if s == "auto" else s
                     cfg = DIFConfig(epochs=args.epochs, crop=args.crop, augment=args.augment, seed=args.seed + k,
-                                    extractor=s, folds=args.inner_folds, checkpoint_every=args.epochs).validate()
+                                    extractor=spec, checkpoint_every=args.epochs).validate()
                     m = DIFMethod.build(cfg)
                     report = m.fit([ds.paths[i] for i in train], labels[train].tolist(), device=device)
                     if s == "auto":

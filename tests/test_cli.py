@@ -347,21 +347,28 @@ def test_eval_refuses_to_mix_extractors_unless_told(trained, tiny_data, scripts,
     assert "WARNING" not in capsys.readouterr().err
 
 
-def test_denoiser_auto_chooses_out_of_fold_and_records_it(tiny_data, tmp_path):
-    """--denoiser auto scores every candidate out of fold, keeps one, records all in config.json,
-    and the saved fingerprint evaluates with the extractor it chose."""
+def test_denoiser_auto_chooses_out_of_fold_and_records_it(tiny_data, tmp_path, capsys):
+    """auto, train_dif.py's default, scores every candidate out of fold (2 folds unless auto:K, not
+    --folds), keeps one, records all in config.json, and the saved fingerprint evaluates with the
+    extractor it chose; a class with fewer images than folds keeps the fixed default, with a note;
+    a bad auto:K is one line, exit 2."""
     import json
+    import shutil
 
     import eval_dif
     import train_dif
-    from dif.choose import CANDIDATES
+    from dif.choose import AUTO_FOLDS, CANDIDATES
     from dif.cli import run_main
+    from dif.extractors import DEFAULT_EXTRACTOR
 
+    assert AUTO_FOLDS == 2
     out = tmp_path / "auto"
-    assert run_main(train_dif.main, [str(tiny_data), str(out), "--denoiser", "auto", "--folds", "2", "--epochs", "3",
+    assert run_main(train_dif.main, [str(tiny_data), str(out), "--folds", "4", "--epochs", "3",  # no --denoiser
                                      "--crop", "32", "--batch", "8", "--augment", "0", "--quiet"]) == 0
+    assert "--denoiser auto chose" in capsys.readouterr().out
     cfg = json.loads((out / "config.json").read_text())
     choice = cfg["extractor_choice"]
+    assert choice["folds"] == 2  # --folds sizes --calibrate cv only
     names = [c["extractor"].split(":")[0] for c in choice["candidates"]]
     assert names == list(CANDIDATES)  # every candidate, cheapest first
     aucs = {c["extractor"]: c["auc"] for c in choice["candidates"]}
@@ -372,6 +379,25 @@ def test_denoiser_auto_chooses_out_of_fold_and_records_it(tiny_data, tmp_path):
     assert choice["chosen"] == next(e for e, v in aucs.items() if v >= max(aucs.values()) - choice["tie"])
     assert run_main(eval_dif.main, [str(out), str(tiny_data), "--json", str(tmp_path / "m.json"), "--quiet"]) == 0
     assert json.loads((tmp_path / "m.json").read_text())
+    three = tmp_path / "auto3"
+    assert run_main(train_dif.main, [str(tiny_data), str(three), "--denoiser", "auto:3", "--epochs", "2",
+                                     "--crop", "32", "--batch", "8", "--augment", "0", "--quiet"]) == 0
+    assert json.loads((three / "config.json").read_text())["extractor_choice"]["folds"] == 3
+    # one real image: nothing to score out of fold -> the fixed default, said in a note
+    few = tmp_path / "few"
+    shutil.copytree(tiny_data, few)
+    for p in sorted((few / "0_real").iterdir())[1:]:
+        p.unlink()
+    capsys.readouterr()
+    assert run_main(train_dif.main, [str(few), str(tmp_path / "fb"), "--epochs", "2", "--crop", "32", "--batch", "4",
+                                     "--augment", "0", "--quiet"]) == 0
+    assert "nothing to score out of fold" in capsys.readouterr().out
+    cfg = json.loads((tmp_path / "fb" / "config.json").read_text())
+    assert cfg["extractor"].split(":")[0] == DEFAULT_EXTRACTOR and "fallback" in cfg["extractor_choice"]
+    for bad in ("auto:1", "auto:x"):
+        assert run_main(train_dif.main, [str(tiny_data), str(tmp_path / "bad"), "--denoiser", bad, "--quiet"]) == 2
+        assert "auto:K" in one_line_error(capsys)
+    assert not (tmp_path / "bad").exists()
 
 
 def test_denoiser_ensemble_averages_scaled_member_scores(tiny_data, tmp_path, scripts, capsys):

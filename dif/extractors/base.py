@@ -18,7 +18,7 @@ from torch import nn
 
 from ..errors import DIFError
 
-DEFAULT_EXTRACTOR = "dncnn"
+DEFAULT_EXTRACTOR = "dncnn"  # the fixed default; train_dif.py chooses per data set (dif.choose.TRAINING_DEFAULT)
 
 
 class ResidualExtractor(nn.Module):

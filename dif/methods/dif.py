@@ -68,7 +68,10 @@ class DIFMethod(Method):
         cfg = self.config
         parse_reencode(cfg.reencode)
         self.device = torch.device(device)
-        auto = (cfg.extractor or "").strip().lower() == "auto"
+        from ..choose import auto_folds
+
+        folds = auto_folds(cfg.extractor)
+        auto = folds is not None
         extractor = None if auto else build_extractor(cfg.extractor or DEFAULT_EXTRACTOR, device)
         if extractor is not None:
             cfg.extractor = extractor.spec
@@ -84,7 +87,7 @@ class DIFMethod(Method):
             from ..choose import choose_extractor
 
             spec, ts, self.extractor_choice = choose_extractor(real + fake, [0] * len(real) + [1] * len(fake), cfg,
-                                                               self.device, progress=progress)
+                                                               self.device, folds=folds, progress=progress)
             cfg.extractor = spec
             extractor = build_extractor(spec, device)
         else:
@@ -121,7 +124,9 @@ class DIFMethod(Method):
         self.state = state
         self.detector = replace(Detector.from_state(state, cfg.centre_steps), max_shift=cfg.max_shift)
         self.reencode_name = cfg.reencode
-        if self.extractor_choice:
+        if self.extractor_choice.get("fallback"):
+            notes.append(f"--denoiser auto: {self.extractor_choice['fallback']}")
+        elif self.extractor_choice:
             cands = ", ".join(f"{c['extractor']} {c['auc']:.3f}" for c in self.extractor_choice["candidates"])
             notes.append(f"--denoiser auto chose {cfg.extractor} (out-of-fold AUC, {self.extractor_choice['folds']} "
                          f"folds: {cands}; ties within {self.extractor_choice['tie']} go to the cheaper one)")

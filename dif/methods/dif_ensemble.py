@@ -36,7 +36,7 @@ def parse_members(spec: str) -> list[str]:
     members = [m.strip() for m in rest.split(",") if m.strip()] if rest.strip() else list(DEFAULT_MEMBERS)
     if len(members) < 2:
         raise DIFError(f"--denoiser {spec}: an ensemble needs at least two extractors, comma-separated")
-    bad = [m for m in members if m.lower() in ("auto",) or m.lower().startswith("ensemble")]
+    bad = [m for m in members if m.lower().partition(":")[0] in ("auto", "ensemble")]
     if bad:
         raise DIFError(f"--denoiser {spec}: {bad[0]!r} cannot be an ensemble member (name fixed extractors)")
     if len(set(members)) < len(members):
