@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Sequence
 
 from dif.cli import Parser, add_common_arguments, resolve_device, run_main, setup_logging
-from dif.choose import TRAINING_DEFAULT
+from dif.choose import TRAINING_DEFAULT, auto_folds
 from dif.config import DIFConfig, add_config_arguments, config_from_args
 
 
@@ -49,6 +49,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     cfg = config_from_args(DIFConfig, args, extractor=args.denoiser or TRAINING_DEFAULT).validate()
     parse_reencode(cfg.reencode)
+    auto_folds(cfg.extractor)  # a bad auto:K, before any work
     device = resolve_device(args.device)
     data = find_labelled(args.data_dir)
     ensemble = cfg.extractor.strip().lower().startswith("ensemble")
