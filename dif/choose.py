@@ -81,9 +81,10 @@ def choose_extractor(paths: Sequence[Path], labels: Sequence[int], cfg: DIFConfi
         ts = training_residuals(paths, labels, ext, (cfg.crop, cfg.crop), augment=cfg.augment, reencode=cfg.reencode,
                                 seed=cfg.seed, device=device, progress=progress)
         y = ts.cache.labels.numpy()[np.unique(ts.groups, return_index=True)[1]]
-        if min((y == 0).sum(), (y == 1).sum()) == 0:
+        fewest = min((y == 0).sum(), (y == 1).sum())
+        if fewest == 0:
             return ext.spec, ts, report  # an empty class: the caller's error says which
-        if min((y == 0).sum(), (y == 1).sum()) < folds:
+        if fewest < folds:
             fallback = build_extractor(DEFAULT_EXTRACTOR, device)
             report.update(chosen=fallback.spec, candidates=[],
                           fallback=f"fewer than {folds} usable images in a class: nothing to score out of fold, "
