@@ -139,6 +139,31 @@ def test_saturation_adds_colour_and_leaves_default_crops_unchanged(shared_data):
     assert chroma(vivid) > 1.5 * chroma(plain) > 0
     assert (vivid.mean(1) - plain.mean(1)).abs().mean() < 0.01  # the grey kept (but where clamped)
 
+
+def test_chroma_adds_colour_that_varies_across_the_crop(shared_data):
+    """--chroma adds a colour field with no grey in it: the grey of each crop is kept (but where
+    clamped), and the ratio of two channels, constant across a grey photo's crop under per-channel
+    gains alone, now varies; at 0 the crops are unchanged."""
+    from dif.artificial.train import PhotoSet
+
+    photos = sorted((shared_data / "natural" / "train400").glob("*.png"))[:5]
+    base = ArtificialConfig(image_resolution=32, random_crop=True, crops_per_epoch=40, seed=3)
+    plain = torch.stack([PhotoSet(photos, base)[i] for i in range(40)])
+    assert torch.equal(plain, torch.stack([PhotoSet(photos, ArtificialConfig(**{**base.__dict__, "chroma": 0.0}))[i]
+                                           for i in range(40)]))
+    coloured = torch.stack([PhotoSet(photos, ArtificialConfig(**{**base.__dict__, "chroma": 1.0}))[i] for i in range(40)])
+    assert coloured.min() >= 0 and coloured.max() <= 1
+    inside = ((coloured > 0) & (coloured < 1)).all(1)  # pixels where no channel was clamped
+    assert inside.float().mean() > 0.5
+    assert (coloured.mean(1) - plain.mean(1))[inside].abs().max() < 1e-5
+
+    def ratio_spread(x):  # per crop: spread of R / G over pixels that are not dark
+        r = x[:, 0] / x[:, 1].clamp_min(1e-6)
+        return torch.stack([ri[gi > 0.1].std() for ri, gi in zip(r, x[:, 1])])
+
+    assert float(ratio_spread(plain).nan_to_num(0).max()) < 1e-4
+    assert float(ratio_spread(coloured).nan_to_num(0).median()) > 0.02
+
 @pytest.fixture(scope="session")
 def tiny_pair(shared_data, tmp_path_factory):
     """A 4-bit, 32 px pair trained for 150 steps on crops of 60 train400 photos."""

@@ -206,6 +206,7 @@ def write_model_card(folder: Path, summary: dict) -> Path:
         f"- training images ({summary['images']}): {', '.join(summary['data_dir'])}"
         + (f"; random {cfg['image_resolution']} px crops with flips and per-channel gains"
            + (f", colour scaled by up to {1 + cfg['saturation']:g}x" if cfg.get("saturation") else "")
+           + (f", a colour field of amplitude up to {cfg['chroma']:g} added" if cfg.get("chroma") else "")
            + f", {cfg['crops_per_epoch']} per epoch" if cfg["random_crop"] else "; centre crop + resize"),
         f"- recipe: Adam lr {cfg['lr']:g}"
         + (" with cosine decay to 0 over the run" if cfg.get("lr_decay", "none") == "cosine" else "")

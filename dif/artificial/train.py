@@ -62,6 +62,10 @@ class ArtificialConfig:
                                  "factor drawn from [1, 1 + S]; grey training photos with gains alone show little "
                                  "colour, and strongly coloured photos are where held-out bits are lost",
                             ("--saturation",), 0, 10)
+    chroma: float = opt(0.0, "with --random_crop: add a colour field that varies across the crop (the grey of "
+                             "another crop, blurred by a random factor, along a random hue, amplitude drawn from "
+                             "[0, C]); gains and --saturation give one tint per crop, which real colour photos "
+                             "are not", ("--chroma",), 0, 10)
     perturb: str = opt("", "train through perturbations of the fingerprinted images, comma-separated from "
                            "noise, blur, jpeg (one drawn per batch, half of the batches clean)", ("--perturb",))
     seed: int = opt(0, "seed of the weights, the bits, the crops and the batches", ("--seed",), 0, 2**32 - 1)
@@ -190,7 +194,31 @@ class PhotoSet(torch.utils.data.Dataset):
         if self.cfg.saturation > 0:  # drawn only when asked: runs without it keep their random stream
             grey = crop.mean(0, keepdim=True)
             crop = grey + (1 + self.cfg.saturation * torch.rand(1, generator=g)) * (crop - grey)
+        if self.cfg.chroma > 0:  # likewise drawn only when asked
+            crop = crop + self._chroma_field(g)
         return crop.clamp(0, 1)
+
+    def _chroma_field(self, g: torch.Generator) -> torch.Tensor:
+        """3 x r x r colour with no grey component: another crop's grey, centred, blurred (down- and
+        up-sampled by 1, 2, 4 or 8: the colour of photos is smoother than their detail), along a
+        random direction of the plane orthogonal to (1, 1, 1), scaled by a draw from [0, chroma]."""
+        r = self.res
+        img = self._image(int(torch.randint(len(self.paths), (1,), generator=g)))
+        h, w = img.shape[-2:]
+        if min(h, w) < r:
+            raise ImageReadError(f"an image of {w}x{h} is smaller than --image_resolution {r}")
+        y, x = int(torch.randint(h - r + 1, (1,), generator=g)), int(torch.randint(w - r + 1, (1,), generator=g))
+        field = img[:, y:y + r, x:x + r].float().mean(0, keepdim=True) / 255
+        factor = 2 ** int(torch.randint(4, (1,), generator=g))
+        if factor > 1:
+            small = F.avg_pool2d(field[None], factor)
+            field = F.interpolate(small, size=(r, r), mode="bilinear", align_corners=False)[0]
+        field = field - field.mean()
+        theta = 2 * math.pi * float(torch.rand(1, generator=g))
+        u1 = torch.tensor([1.0, -1.0, 0.0]) / math.sqrt(2)
+        u2 = torch.tensor([1.0, 1.0, -2.0]) / math.sqrt(6)
+        hue = (math.cos(theta) * u1 + math.sin(theta) * u2)[:, None, None]
+        return self.cfg.chroma * float(torch.rand(1, generator=g)) * hue * field
 
 
 def fixed_crops(paths: Sequence[Path], resolution: int, per_image: int, seed: int) -> torch.Tensor:
