@@ -164,6 +164,7 @@ def test_chroma_adds_colour_that_varies_across_the_crop(shared_data):
     assert float(ratio_spread(plain).nan_to_num(0).max()) < 1e-4
     assert float(ratio_spread(coloured).nan_to_num(0).median()) > 0.02
 
+
 @pytest.fixture(scope="session")
 def tiny_pair(shared_data, tmp_path_factory):
     """A 4-bit, 32 px pair trained for 150 steps on crops of 60 train400 photos."""

@@ -30,6 +30,8 @@ from .models import FingerprintDecoder, FingerprintEncoder, check_resolution
 
 log = logging.getLogger(__name__)
 PERTURBATIONS = ("noise", "blur", "jpeg")
+# an orthonormal basis of the colour plane orthogonal to grey (1, 1, 1): hues that leave the grey unchanged
+_CHROMA_PLANE = (torch.tensor([1.0, -1.0, 0.0]) / math.sqrt(2), torch.tensor([1.0, 1.0, -2.0]) / math.sqrt(6))
 
 
 @dataclass
@@ -180,13 +182,7 @@ class PhotoSet(torch.utils.data.Dataset):
         if not self.cfg.random_crop:
             return self._image(idx).float() / 255
         g = torch.Generator().manual_seed((self.cfg.seed * 1_000_003 + self.epoch) * 1_000_003 + idx)
-        img = self._image(int(torch.randint(len(self.paths), (1,), generator=g)))
-        h, w = img.shape[-2:]
-        r = self.res
-        if min(h, w) < r:
-            raise ImageReadError(f"an image of {w}x{h} is smaller than --image_resolution {r}")
-        y, x = (int(torch.randint(h - r + 1, (1,), generator=g)), int(torch.randint(w - r + 1, (1,), generator=g)))
-        crop = img[:, y:y + r, x:x + r].float() / 255
+        crop = self._random_window(g).float() / 255
         if torch.rand(1, generator=g) < 0.5:
             crop = crop.flip(-1)
         gains = 0.6 + 0.4 * torch.rand(3, 1, 1, generator=g)
@@ -198,26 +194,30 @@ class PhotoSet(torch.utils.data.Dataset):
             crop = crop + self._chroma_field(g)
         return crop.clamp(0, 1)
 
+    def _random_window(self, g: torch.Generator) -> torch.Tensor:
+        """A random photo's random r x r window, uint8 (the photo, then the row, then the column drawn
+        from ``g``)."""
+        img = self._image(int(torch.randint(len(self.paths), (1,), generator=g)))
+        h, w = img.shape[-2:]
+        r = self.res
+        if min(h, w) < r:
+            raise ImageReadError(f"an image of {w}x{h} is smaller than --image_resolution {r}")
+        y, x = (int(torch.randint(h - r + 1, (1,), generator=g)), int(torch.randint(w - r + 1, (1,), generator=g)))
+        return img[:, y:y + r, x:x + r]
+
     def _chroma_field(self, g: torch.Generator) -> torch.Tensor:
         """3 x r x r colour with no grey component: another crop's grey, centred, blurred (down- and
         up-sampled by 1, 2, 4 or 8: the colour of photos is smoother than their detail), along a
         random direction of the plane orthogonal to (1, 1, 1), scaled by a draw from [0, chroma]."""
         r = self.res
-        img = self._image(int(torch.randint(len(self.paths), (1,), generator=g)))
-        h, w = img.shape[-2:]
-        if min(h, w) < r:
-            raise ImageReadError(f"an image of {w}x{h} is smaller than --image_resolution {r}")
-        y, x = int(torch.randint(h - r + 1, (1,), generator=g)), int(torch.randint(w - r + 1, (1,), generator=g))
-        field = img[:, y:y + r, x:x + r].float().mean(0, keepdim=True) / 255
+        field = self._random_window(g).float().mean(0, keepdim=True) / 255
         factor = 2 ** int(torch.randint(4, (1,), generator=g))
         if factor > 1:
             small = F.avg_pool2d(field[None], factor)
             field = F.interpolate(small, size=(r, r), mode="bilinear", align_corners=False)[0]
         field = field - field.mean()
         theta = 2 * math.pi * float(torch.rand(1, generator=g))
-        u1 = torch.tensor([1.0, -1.0, 0.0]) / math.sqrt(2)
-        u2 = torch.tensor([1.0, 1.0, -2.0]) / math.sqrt(6)
-        hue = (math.cos(theta) * u1 + math.sin(theta) * u2)[:, None, None]
+        hue = (math.cos(theta) * _CHROMA_PLANE[0] + math.sin(theta) * _CHROMA_PLANE[1])[:, None, None]
         return self.cfg.chroma * float(torch.rand(1, generator=g)) * hue * field
 
 
