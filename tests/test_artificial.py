@@ -343,6 +343,12 @@ def test_bad_input_one_line_exit_2(shared_data, tmp_path, capsys):
     photos = _photos(shared_data, tmp_path, n=1)
     assert cli("train", "--data_dir", photos, "--output_dir", tmp_path / "r", "--image_resolution", "48") == 2
     assert "power of 2" in one_line_error(capsys)
+    for flag in ("--chroma", "--saturation"):  # colour augmentation without random crops: refused, not ignored
+        assert cli("train", "--data_dir", photos, "--output_dir", tmp_path / "r", flag, "1") == 2
+        assert "--random_crop" in one_line_error(capsys)
+    assert cli("train", "--data_dir", photos, "--output_dir", tmp_path / "r", "--random_crop", "--chroma", "11") == 2
+    one_line_error(capsys)
+    assert not (tmp_path / "r").exists()
     save_model(tmp_path / "e.pth", FingerprintEncoder(32, 100))
     save_model(tmp_path / "d50.pth", FingerprintDecoder(32, 50))
     assert cli("embed", "--encoder_path", tmp_path / "e.pth", "--check", tmp_path / "d50.pth", "--data_dir", photos,

@@ -81,6 +81,8 @@ class ArtificialConfig:
         bad = [p for p in self.perturb.split(",") if p and p not in PERTURBATIONS]
         if bad:
             raise DIFError(f"--perturb: unknown perturbation(s) {', '.join(bad)} (choose from {', '.join(PERTURBATIONS)})")
+        if (self.saturation or self.chroma) and not self.random_crop:
+            raise DIFError("--saturation and --chroma act on random crops: add --random_crop")
         if self.use_celeba_preprocessing and self.image_resolution != 128:
             raise DIFError("--use_celeba_preprocessing needs --image_resolution 128 (their rule)")
         return self
