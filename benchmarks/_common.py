@@ -47,3 +47,18 @@ def matmul_gflops(n: int = 2048, reps: int = 5) -> float:
         a @ b
         best = min(best, time.perf_counter() - t)
     return 2 * n**3 / best / 1e9
+
+
+def select(available: dict, spec: str, flag: str, what: str = "generators") -> dict:
+    """The entries of ``available`` named in the comma-separated ``spec`` (all of them when it is
+    empty); a name that is not there is a one-line error, never a silently empty run."""
+    from dif.errors import DIFError
+
+    if not spec.strip():
+        return dict(available)
+    wanted = [s.strip() for s in spec.split(",") if s.strip()]
+    unknown = [w for w in wanted if w not in available]
+    if unknown or not wanted:
+        raise DIFError(f"{flag} {spec}: no such {what}: {', '.join(unknown) or '(none named)'} "
+                       f"(known: {', '.join(available) or 'none'})")
+    return {k: v for k, v in available.items() if k in wanted}

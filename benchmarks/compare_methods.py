@@ -68,7 +68,7 @@ def main(argv=None) -> int:
     add_common_arguments(p, seed=True)
     args = p.parse_args(argv)
 
-    from _common import shared_data
+    from _common import select, shared_data
     from dif.atomic import check_output_dir, write_text_atomic
     from dif.cli import resolve_device
     from dif.data import find_labelled
@@ -81,15 +81,10 @@ def main(argv=None) -> int:
     if root is None:
         raise DIFError("no DATA_ROOT given and ../shared/data not found (set DIF_SHARED_DATA)")
     gens = generators(root)
-    if args.only:
-        gens = {g: p for g, p in gens.items() if g in set(args.only.split(","))}
-        if not gens:
-            raise DIFError(f"--only {args.only}: no such generator")
+    gens = select(gens, args.only, "--only")
     check_output_dir(args.out, "--out")
     world, device = init_world(resolve_device(args.device))  # under torchrun: generators shared out by rank
-    methods = make_methods(args)
-    if args.methods:
-        methods = {n: m for n, m in methods.items() if n in set(args.methods.split(","))}
+    methods = select(make_methods(args), args.methods, "--methods", "methods")
     results: dict = {"folds": args.folds, "seed": args.seed, "device": str(device), "generators": {}}
     t_all = time.perf_counter()
     names_all = list(gens)

@@ -60,10 +60,12 @@ def main(argv=None) -> int:
     out: dict = {"folds": args.folds, "epochs": args.epochs, "crop": args.crop, "augment": args.augment,
                  "inner_folds": args.inner_folds, "roots": {}}
     t0 = time.perf_counter()
+    from _common import select
+
+    found = {root: find_generators(root) for root in args.roots}
+    select({g: None for gens in found.values() for g in gens}, args.only, "--only")  # an unknown name: one line
     for root in args.roots:
-        gens = find_generators(root)
-        if args.only:
-            gens = {g: q for g, q in gens.items() if g in args.only.split(",")}
+        gens = {g: q for g, q in found[root].items() if not args.only or g in args.only.split(",")}
         res_root: dict = {}
         for g, folder in gens.items():
             ds = find_labelled(folder)

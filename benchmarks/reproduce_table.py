@@ -86,12 +86,9 @@ def main(argv=None) -> int:
     gens = find_generators(args.data_root)
     perturbs = parse_perturbations(args.perturb) if args.perturb else []
     base = parse_reencode(args.reencode)
-    if args.only:
-        wanted = set(args.only.split(","))
-        missing = wanted - set(gens)
-        if missing:
-            raise DIFError(f"--only names generators {args.data_root} does not have: {', '.join(sorted(missing))}")
-        gens = {g: p for g, p in gens.items() if g in wanted}
+    from _common import select
+
+    gens = select(gens, args.only, "--only")
     check_output_dir(args.out, "--out")
     check_output_dir(args.save_fingerprints, "--save-fingerprints")
     world, _ = init_world(torch.device("cpu"))  # under torchrun: generators shared out by rank

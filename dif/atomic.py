@@ -164,6 +164,7 @@ class RunFolder:
         self.owned = owned
         self.what = what
         self.tmp: Optional[Path] = None
+        self._made: list[Path] = []  # parent folders this run created (removed again if it fails)
         self._lock_fd: Optional[int] = None
         self._lock_path = self.final.parent / f".{self.final.name}.lock"
 
@@ -196,8 +197,10 @@ class RunFolder:
                                f"{', ...' if len(foreign) > 3 else ''}); --overwrite would delete them: move them or "
                                f"choose another {what}")
         parent = final.parent
+        missing = [p for p in [parent, *parent.parents] if not p.exists()]
         try:
             parent.mkdir(parents=True, exist_ok=True)
+            self._made = missing
         except OSError as exc:
             raise DIFError(f"cannot create {what} {shown(final)} ({first_line(exc)})") from None
         _probe_writable(parent, f"{what} {shown(final)}")
@@ -245,6 +248,13 @@ class RunFolder:
         if self.tmp is not None:
             shutil.rmtree(self.tmp, ignore_errors=True)
             self.tmp = None
+        self.release()
+        for folder in self._made:  # nearest first: a failed run leaves no empty folder behind
+            try:
+                folder.rmdir()
+            except OSError:
+                break
+        self._made = []
 
     def release(self) -> None:
         if self._lock_fd is not None:

@@ -22,7 +22,7 @@ from .config import DIFConfig
 from .detect import SCORES, Detector, class_centres
 from .config import read_json
 from .errors import DIFError, shown
-from .evaluate import stratified_folds
+from .sampling import stratified_folds
 from .fingerprint import centres, train_fingerprint
 
 log = logging.getLogger(__name__)

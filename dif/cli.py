@@ -79,6 +79,15 @@ def setup_logging(verbose: bool = False) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
+def prog_name(module: str) -> str:
+    """What ``--help`` calls the program: the installed command's name (``dif-demo``) when run as
+    one, else ``python -m MODULE``."""
+    import os
+
+    name = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ""
+    return name if name and not name.endswith(".py") and name != "-c" else f"python -m {module}"
+
+
 def run_main(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None = None) -> int:
     """Run a script's ``main``; a DIFError becomes ``error: ...`` on stderr and exit code 2."""
     for stream in (sys.stdout, sys.stderr):  # file names that are not UTF-8 must not crash a print
@@ -90,6 +99,9 @@ def run_main(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | 
         return int(main(argv) or 0)
     except DIFError as exc:
         sys.stderr.write(f"error: {first_line(exc, limit=1000)}\n")
+        return EXIT_USER_ERROR
+    except PermissionError as exc:  # a file or folder of the user's that this process may not read or write
+        sys.stderr.write(f"error: permission denied: {first_line(exc, limit=1000)}\n")
         return EXIT_USER_ERROR
     except SystemExit as exc:  # argparse's own exits (--help, usage errors)
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else EXIT_USER_ERROR)

@@ -13,7 +13,8 @@ import numpy as np
 import torch
 from PIL import Image, ImageFile
 
-from .errors import DIFError, first_line, shown
+from .crop import center_crop, crop_offsets  # noqa: F401  (re-exported: the crop callers import it here)
+from .errors import DIFError, ImageReadError, first_line, shown
 
 log = logging.getLogger(__name__)
 
@@ -22,10 +23,6 @@ REAL_DIR, FAKE_DIR = "0_real", "1_fake"
 MAX_PIXELS = 89_478_485  # PIL's own default limit; larger images are refused as decompression bombs
 
 Skipped = list[tuple[Path, str]]
-
-
-class ImageReadError(DIFError):
-    """An image that cannot be used (unreadable, truncated, too large, too small, not finite)."""
 
 
 def is_image_file(path: Path) -> bool:
@@ -129,29 +126,24 @@ def load_image(path: str | Path, max_pixels: int = MAX_PIXELS) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1)))
 
 
-def crop_offsets(H: int, W: int, h: int, w: int) -> tuple[int, int]:
-    """Top-left corner of the central h x w window of an H x W array, placed as torchvision's
-    ``CenterCrop`` (the authors' transform) places it: ``int(round((H - h) / 2))``, Python's
-    round-half-to-even, so an odd margin of 327 px starts at 164, not 163 (the fingerprint's grid
-    must fall on the same pixels as in their evaluation)."""
-    return int(round((H - h) / 2.0)), int(round((W - w) / 2.0))
+def package_photos() -> list[Path]:
+    """Colour photographs shipped inside packages we already depend on (matplotlib's
+    ``grace_hopper.jpg``, scikit-learn's ``china.jpg`` and ``flower.jpg``): data with no download."""
+    out = []
+    try:
+        import matplotlib.cbook as cbook
 
+        out.append(Path(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)))
+    except Exception:  # pragma: no cover - depends on the matplotlib build
+        pass
+    try:
+        import sklearn.datasets
 
-def center_crop(img: torch.Tensor, size: tuple[int, int], allow_smaller: bool = False) -> torch.Tensor:
-    """Central ``size`` (h, w) crop of a ... x H x W tensor. An image smaller than the crop raises
-    ImageReadError, or with ``allow_smaller`` is cropped to at most ``size`` on each side.
-
-    Images smaller than the crop are never padded: padding adds edges that a fingerprint can
-    correlate with, so such images are skipped (with a warning) by the callers.
-    """
-    H, W = img.shape[-2:]
-    h, w = size
-    if allow_smaller:
-        h, w = min(h, H), min(w, W)
-    if H < h or W < w:
-        raise ImageReadError(f"image is {W}x{H}, smaller than the {w}x{h} crop")
-    top, left = crop_offsets(H, W, h, w)
-    return img[..., top:top + h, left:left + w]
+        folder = Path(sklearn.datasets.__file__).parent / "images"
+        out += sorted(folder.glob("*.jpg"))
+    except Exception:  # pragma: no cover
+        pass
+    return [p for p in out if p.is_file()]
 
 
 @dataclass

@@ -13,7 +13,7 @@ from typing import Sequence, Union
 import numpy as np
 import torch
 
-from .data import center_crop
+from .crop import center_crop
 from .fingerprint import centres, nearest_centre, pearson
 from .metrics import binary_metrics
 from .spectrum import circular_ncc, shift_window

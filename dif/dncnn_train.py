@@ -29,7 +29,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .data import ImageReadError, center_crop, list_images, load_image
+from .data import ImageReadError, center_crop, list_images, load_image, package_photos
 from .extractors import DnCNN, DnCNNExtractor, load_dncnn, save_dncnn
 from .config import opt
 from .errors import DIFError
@@ -57,25 +57,6 @@ class DnCNNTrainConfig:
     tint: float = opt(0.5, "share of grey patches given a random per-channel gain and gamma", low=0, high=1)
     ema: float = opt(0.999, "decay of the weight average that is saved (0: the last weights)", low=0, high=1,
                      high_open=True)
-
-
-def package_photos() -> list[Path]:
-    """Colour photographs shipped inside packages we already depend on."""
-    out = []
-    try:
-        import matplotlib.cbook as cbook
-
-        out.append(Path(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)))
-    except Exception:  # pragma: no cover - depends on the matplotlib build
-        pass
-    try:
-        import sklearn.datasets
-
-        folder = Path(sklearn.datasets.__file__).parent / "images"
-        out += sorted(folder.glob("*.jpg"))
-    except Exception:  # pragma: no cover
-        pass
-    return [p for p in out if p.is_file()]
 
 
 def load_photos(paths: Sequence[Path], min_size: int) -> list[torch.Tensor]:
@@ -312,11 +293,11 @@ Judge this extractor by detection (`benchmarks/official_fingerprints.py`), not b
 def main(argv: Sequence[str] | None = None) -> int:
     from .atomic import write_text_atomic
     from .atomic import check_output_file
-    from .cli import Parser, add_common_arguments, resolve_device, run_main, setup_logging
+    from .cli import Parser, add_common_arguments, prog_name, resolve_device, run_main, setup_logging
     from .config import add_config_arguments, config_from_args, validate_fields
 
     def _main(argv):
-        p = Parser(description="Train a DnCNN residual extractor on clean photos.")
+        p = Parser(prog=prog_name("dif.dncnn_train"), description="Train a DnCNN residual extractor on clean photos.")
         p.add_argument("paths", nargs="+", help="IMAGE_DIR [IMAGE_DIR ...] OUT.pt")
         p.add_argument("--val", type=Path, default=None, help="held-out photos for PSNR (e.g. LIVE1)")
         p.add_argument("--with-package-photos", action="store_true", help="add the colour photos of matplotlib/sklearn")

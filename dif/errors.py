@@ -14,6 +14,10 @@ class DIFError(Exception):
     """
 
 
+class ImageReadError(DIFError):
+    """An image that cannot be used (unreadable, truncated, too large, too small, not finite)."""
+
+
 def first_line(exc: BaseException, limit: int = 200) -> str:
     """The first line of an exception's message (ANSI escapes removed, at most ``limit``
     characters), or its type name when it has no message: what a one-line error can quote."""

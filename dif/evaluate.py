@@ -1,5 +1,5 @@
 """Evaluation pipelines any script composes, for any registered method: labelled evaluation,
-unlabelled scoring, the robustness suite, cross-detection, and the one fold splitter.
+unlabelled scoring, the robustness suite, cross-detection (the fold splitters live in ``sampling``).
 
 Images are streamed (decoded in DataLoader workers, a batch at a time) and only per-image scores
 are kept, so memory does not grow with the number of images.
@@ -20,39 +20,12 @@ from .errors import DIFError, shown
 from .methods.base import Method
 from .metrics import binary_metrics, predictions
 from .robustness import compose, get_perturbation
+from .sampling import holdout_split, stratified_folds  # noqa: F401  (re-exported for the scripts)
 
 log = logging.getLogger(__name__)
 
 
 # ----------------------------------------------------------------------------- folds
-
-def stratified_folds(labels: Sequence[int], k: int, seed: int) -> list[np.ndarray]:
-    """Indices of ``k`` folds, each class spread evenly, shuffled reproducibly."""
-    labels = np.asarray(labels)
-    if k < 2:
-        raise DIFError(f"folds must be >= 2 (got {k})")
-    rng = np.random.default_rng(seed)
-    folds: list[list[int]] = [[] for _ in range(k)]
-    for c in np.unique(labels):
-        idx = rng.permutation(np.flatnonzero(labels == c))
-        for j, i in enumerate(idx):
-            folds[j % k].append(int(i))
-    return [np.sort(np.array(f, dtype=np.int64)) for f in folds]
-
-
-def holdout_split(labels: Sequence[int], train_per_class: int, seed: int) -> np.ndarray:
-    """Test indices of one split that keeps ``train_per_class`` images of each class for
-    training (drawn reproducibly); DIFError when a class would have no test image."""
-    labels = np.asarray(labels)
-    rng = np.random.default_rng(seed)
-    test = []
-    for c in np.unique(labels):
-        idx = rng.permutation(np.flatnonzero(labels == c))
-        if len(idx) <= train_per_class:
-            raise DIFError(f"class {c} has {len(idx)} images: none left for testing after {train_per_class} for training")
-        test.append(idx[train_per_class:])
-    return np.sort(np.concatenate(test))
-
 
 # ----------------------------------------------------------------------------- streaming scores
 

@@ -12,6 +12,7 @@ import torch.nn.functional as F
 
 from .config import DIFConfig
 from .errors import DIFError
+from .sampling import make_batches
 from .unet import UNet
 
 log = logging.getLogger(__name__)
@@ -88,17 +89,6 @@ def nearest_centre(corr: np.ndarray | torch.Tensor, mu_real: float, mu_fake: flo
 def fixed_noise(cfg: DIFConfig, height: int, width: int, generator: torch.Generator) -> torch.Tensor:
     """The U-Net's fixed input: noise_scale * U[0, 1), 1 x in_channels x H x W."""
     return cfg.noise_scale * torch.rand((1, cfg.in_channels, height, width), generator=generator)
-
-
-def make_batches(n: int, batch_size: int, generator: torch.Generator) -> list[torch.Tensor]:
-    """A shuffled epoch of index batches; a last batch of one is folded into the one before
-    (the contrastive loss needs pairs)."""
-    perm = torch.randperm(n, generator=generator)
-    batches = list(perm.split(batch_size))
-    if len(batches) > 1 and batches[-1].numel() < 2:
-        batches[-2] = torch.cat([batches[-2], batches[-1]])
-        batches.pop()
-    return batches
 
 
 # ----------------------------------------------------------------------------- training

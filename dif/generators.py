@@ -211,3 +211,55 @@ def random_crops(images: list[torch.Tensor], size: int, n: int, seed: int) -> to
         c = im[:, y:y + size, x:x + size]
         out[i] = c.flip(-1) if torch.rand(1, generator=g) < 0.5 else c
     return out
+
+
+# ----------------------------------------------------------------------------- image-to-image
+
+class ImageAutoencoder(nn.Module):
+    """A fully convolutional image-to-image generator: two stride-2 convolutions down, two
+    ConvTranspose up-samplings back (kernel 3, stride 2: the kind of decoder whose checkerboard
+    traces DIF picks up).
+    Being fully convolutional it is trained on small crops and applied to whole photos of any size
+    (a multiple of 4 keeps every pixel; others are cropped to one)."""
+
+    def __init__(self, width: int = 32) -> None:
+        super().__init__()
+        w = width
+        self.encode = nn.Sequential(nn.Conv2d(3, w, 3, 1, 1), nn.ReLU(True), nn.Conv2d(w, 2 * w, 4, 2, 1), nn.ReLU(True),
+                                    nn.Conv2d(2 * w, 2 * w, 4, 2, 1), nn.ReLU(True))
+        # kernel 3, stride 2: the uneven overlap that leaves checkerboard traces (Odena et al., 2016)
+        self.decode = nn.Sequential(nn.ConvTranspose2d(2 * w, 2 * w, 3, 2, 1, output_padding=1), nn.ReLU(True),
+                                    nn.ConvTranspose2d(2 * w, w, 3, 2, 1, output_padding=1), nn.ReLU(True),
+                                    nn.Conv2d(w, 3, 3, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[-2] // 4 * 4, x.shape[-1] // 4 * 4
+        x = x[..., :h, :w]
+        return torch.sigmoid(self.decode(self.encode(x * 2 - 1)))
+
+
+def train_image_autoencoder(crops: torch.Tensor, steps: int, batch: int = 16, lr: float = 1e-3, width: int = 32,
+                            seed: int = 0, progress: bool = False) -> tuple[ImageAutoencoder, list[float]]:
+    """Train an ``ImageAutoencoder`` to reproduce ``crops`` (N x 3 x S x S in [0, 1], CPU) with an L1
+    loss, for a fixed number of steps (not a time budget, so that the same seed gives the same
+    weights). Returns the network (eval mode) and the loss of every step."""
+    from tqdm.auto import tqdm
+
+    if crops.dim() != 4 or crops.shape[1] != 3 or len(crops) == 0:
+        raise DIFError("the autoencoder needs N x 3 x S x S crops")
+    g = torch.Generator().manual_seed(seed)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        net = ImageAutoencoder(width)
+    opt = torch.optim.Adam(net.parameters(), lr=lr)
+    losses: list[float] = []
+    for step in tqdm(range(steps), desc="Autoencoder", disable=not progress, leave=False, dynamic_ncols=True):
+        x = crops[torch.randint(len(crops), (batch,), generator=g)]
+        loss = F.l1_loss(net(x), x)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if not torch.isfinite(loss):
+            raise DIFError(f"autoencoder training diverged at step {step}")
+        losses.append(float(loss.detach()))
+    return net.eval(), losses

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageFilter
 
-from .errors import DIFError
+from .errors import DIFError, ImageReadError
 
 Perturbation = Callable[[torch.Tensor], torch.Tensor]
 STANDARD = ["jpeg95", "jpeg90", "jpeg75", "jpeg50", "resize0.5", "resize2", "blur0.5", "blur1", "shift1", "shift4",
@@ -72,6 +72,9 @@ def blur_kernel(x: torch.Tensor, k: int) -> torch.Tensor:
     from torchvision.transforms.functional import gaussian_blur
 
     sigma = 0.3 * ((k - 1) * 0.5 - 1) + 0.8
+    h, w = x.shape[-2:]
+    if min(h, w) <= k // 2:  # its reflect padding needs more pixels than that: the image is unusable here
+        raise ImageReadError(f"an image of {w}x{h} is too small for a {k}x{k} blur")
     return gaussian_blur(x.unsqueeze(0), [k, k], [sigma, sigma])[0].clamp(0, 1)
 
 
@@ -99,7 +102,7 @@ def shift(x: torch.Tensor, pixels: int) -> torch.Tensor:
     n = 2 * int(pixels)
     h, w = x.shape[-2:]
     if n >= min(h, w):
-        raise DIFError(f"shift{pixels} needs an image larger than {n} px")
+        raise ImageReadError(f"an image of {x.shape[-1]}x{x.shape[-2]} is too small for shift{pixels} (needs more than {n} px)")
     return x[..., n:, n:].contiguous()
 
 
@@ -114,7 +117,7 @@ def inscribed_scale(h: int, w: int, degrees: float) -> float:
 def rotate(x: torch.Tensor, degrees: float) -> torch.Tensor:
     """Rotate by ``degrees`` (bicubic), then keep the largest central rectangle of the same shape
     that holds no corner fill (5 degrees: 92% of each side), so no black corner is ever scored."""
-    from .data import center_crop
+    from .crop import center_crop
 
     h, w = x.shape[-2:]
     r = from_pil(to_pil(x).rotate(float(degrees), resample=Image.BICUBIC))
@@ -150,7 +153,7 @@ def off_grid_crop(x: torch.Tensor, area: float = CROP_AREA) -> torch.Tensor:
 
 def centre_crop_fraction(x: torch.Tensor, fraction: float = 0.75) -> torch.Tensor:
     """Keep the central ``fraction`` of each side (an image cropped by a platform)."""
-    from .data import center_crop
+    from .crop import center_crop
 
     h, w = x.shape[-2:]
     return center_crop(x, (max(1, round(h * fraction)), max(1, round(w * fraction)))).contiguous()

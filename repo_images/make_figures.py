@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Regenerate the README's figures in repo_images/ with the project's own scripts.
+"""Regenerate the figures of the README and docs/ in repo_images/ with the project's own scripts.
 
     python repo_images/make_figures.py [--shared ../shared/data] [--quick]
 
@@ -13,7 +13,7 @@
    images of each CNNDetection generator, against all 20 + 20 images of every generator.
 
 The fingerprints use the stationary wavelet residual (``--denoiser wavelet``, the default when the
-figures and the README's numbers about them were made); ``--denoiser dncnn`` redoes them with the
+figures and the docs' numbers about them were made); ``--denoiser dncnn`` redoes them with the
 DnCNN that is the default now.
 """
 from __future__ import annotations
@@ -41,7 +41,7 @@ def main(argv=None) -> int:
 
     p = Parser(description=__doc__.split("\n")[1])
     p.add_argument("--shared", type=Path, default=ROOT.parent / "shared" / "data")
-    p.add_argument("--quick", action="store_true", help="fewer steps (for a smoke test, not for the README)")
+    p.add_argument("--quick", action="store_true", help="fewer steps (for a smoke test, not for the docs)")
     p.add_argument("--skip-gray", action="store_true", help="keep the existing gray_experiment.png")
     p.add_argument("--denoiser", default="wavelet", help="residual extractor of the fingerprints (default: wavelet)")
     args = p.parse_args(argv)

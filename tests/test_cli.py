@@ -370,7 +370,10 @@ def test_denoiser_auto_chooses_out_of_fold_and_records_it(tiny_data, tmp_path, c
     choice = cfg["extractor_choice"]
     assert choice["folds"] == 2  # --folds sizes --calibrate cv only
     names = [c["extractor"].split(":")[0] for c in choice["candidates"]]
-    assert names == list(CANDIDATES)  # every candidate, cheapest first
+    skipped = choice.get("skipped", [])
+    assert names + skipped == list(CANDIDATES)  # cheapest first; the rest only when none of it could win
+    if skipped:
+        assert max(c["auc"] for c in choice["candidates"]) >= 1 - choice["tie"]
     aucs = {c["extractor"]: c["auc"] for c in choice["candidates"]}
     assert all(0 <= v <= 1 for v in aucs.values())
     assert cfg["extractor"] == choice["chosen"] and choice["chosen"] in aucs
@@ -398,6 +401,35 @@ def test_denoiser_auto_chooses_out_of_fold_and_records_it(tiny_data, tmp_path, c
         assert run_main(train_dif.main, [str(tiny_data), str(tmp_path / "bad"), "--denoiser", bad, "--quiet"]) == 2
         assert "auto:K" in one_line_error(capsys)
     assert not (tmp_path / "bad").exists()
+
+
+def test_auto_stops_when_no_candidate_can_win_and_keeps_the_tie_band(tiny_data, monkeypatch):
+    """The choice with scripted out-of-fold AUCs: the leader is the cheapest within the tie of the
+    best; candidates after a leader at >= 1 - tie are not scored (none could win); a candidate that
+    comes back as leader when a dearer one raises the best still has its residuals."""
+    import dif.choose as choose
+    from dif.config import DIFConfig
+    from dif.data import find_labelled
+
+    data = find_labelled(tiny_data)
+    cfg = DIFConfig(crop=32, epochs=1, augment=0)
+    cands = ("highpass", "highpass:2", "wavelet-dwt")
+
+    def scripted(values):
+        it = iter(values)
+        monkeypatch.setattr(choose, "out_of_fold_auc", lambda ts, c, folds, device, progress=False: next(it))
+
+    scripted([0.900, 0.904, 0.908])  # the best rises past the first: the second comes back as leader
+    chosen, ts, rep = choose.choose_extractor(data.paths, data.labels, cfg, "cpu", candidates=cands)
+    assert chosen.startswith("highpass:2") and "skipped" not in rep
+    assert ts.cache.residuals.shape[0] == len(data.paths)
+    scripted([0.999, 0.2, 0.2])  # within the tie of 1: nothing after it is scored
+    chosen, ts, rep = choose.choose_extractor(data.paths, data.labels, cfg, "cpu", candidates=cands)
+    assert chosen.startswith("highpass") and rep["skipped"] == ["highpass:2", "wavelet-dwt"]
+    assert len(rep["candidates"]) == 1
+    scripted([0.990, 1.0, 0.2])  # 0.990 is not within the tie of 1: the second is scored, wins, and stops it
+    chosen, ts, rep = choose.choose_extractor(data.paths, data.labels, cfg, "cpu", candidates=cands)
+    assert chosen.startswith("highpass:2") and rep["skipped"] == ["wavelet-dwt"]
 
 
 def test_denoiser_ensemble_averages_scaled_member_scores(tiny_data, tmp_path, scripts, capsys):

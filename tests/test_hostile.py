@@ -425,9 +425,15 @@ def test_saves_are_byte_reproducible(tmp_path, tiny_data, scripts):
     ("dfx_speed.py", ["--epochs", "0"], "--epochs"),
     ("eval_distributed.py", ["--images", "1"], "--images"),
     ("eval_memory.py", ["--sizes", "0"], "--sizes"),
+    # a name that selects nothing is refused, never an empty table with exit 0
+    ("compare_methods.py", ["--methods", "bogus"], "--methods bogus: no such methods"),
+    ("compare_methods.py", ["--only", "crn,bogus"], "no such generators: bogus"),
+    ("extractor_choice.py", ["SHARED/cnndetection", "--only", "bogus"], "no such generators: bogus"),
+    ("reproduce_table.py", ["SHARED/cnndetection", "--only", "crn,bogus"], "no such generators: bogus"),
+    ("auto_criterion.py", ["DATA", "--epochs", "x"], "--epochs"),
 ])
-def test_benchmarks_answer_bad_input_in_one_line(tmp_path, script, args, msg):
-    args = [str(tmp_path) if a == "DATA" else a for a in args]
+def test_benchmarks_answer_bad_input_in_one_line(tmp_path, shared_data, script, args, msg):
+    args = [str(tmp_path) if a == "DATA" else a.replace("SHARED", str(shared_data)) for a in args]
     p = subprocess.run([sys.executable, str(ROOT / "benchmarks" / script), *args], capture_output=True, text=True,
                        timeout=120, cwd=tmp_path)
     assert p.returncode == 2, p.stderr

@@ -9,7 +9,6 @@ and a checkpoint folder for eval_dif.py.
 """
 from __future__ import annotations
 
-import argparse
 import io
 import json
 import sys
@@ -20,28 +19,18 @@ from typing import Optional, Sequence
 import numpy as np
 import torch
 
-from ..cli import Parser, add_common_arguments, int_in, resolve_device, run_main, setup_logging
+from ..cli import Parser, add_common_arguments, int_in, prog_name, resolve_device, run_main, setup_logging
 from ..config import add_config_arguments, config_from_args, validate_fields
 from ..errors import DIFError, shown
-from .bits import DEFAULT_ALPHA
-from .files import read_database, read_fingerprint_file
+from .bits import DEFAULT_ALPHA, alpha_arg
+from .files import fingerprint_lines, read_database, read_fingerprint_file
 from .train import ArtificialConfig, check_celeba
 
 TRAIN_FILES = ("encoder.pth", "decoder.pth", "history.json", "summary.json", "samples.png", "model_card.md")
 
 
-def _alpha(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid number: {text!r}") from None
-    if not 0 < v < 1:
-        raise argparse.ArgumentTypeError(f"must be in (0, 1), got {text}")
-    return v
-
-
 def parse_args(argv: Optional[Sequence[str]] = None):
-    p = Parser(prog="python -m dif.artificial", description=__doc__.split("\n")[0])
+    p = Parser(prog=prog_name("dif.artificial"), description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="command", required=True, parser_class=Parser)
 
     t = sub.add_parser("train", help="train an encoder/decoder pair")
@@ -84,7 +73,7 @@ def parse_args(argv: Optional[Sequence[str]] = None):
                            help="an embedded_fingerprints.txt: report bit accuracy against it (matched by name)")
         if name == "attribute":
             s.add_argument("--database", type=Path, required=True, help="CSV with columns user,bits")
-            s.add_argument("--alpha", type=_alpha, default=DEFAULT_ALPHA,
+            s.add_argument("--alpha", type=alpha_arg, default=DEFAULT_ALPHA,
                            help="overall significance (Bonferroni over the users; default 1e-6)")
         add_common_arguments(s, workers=True)
         s.add_argument("--overwrite", action="store_true", help="replace an earlier output in --output_dir")
@@ -96,7 +85,7 @@ def parse_args(argv: Optional[Sequence[str]] = None):
     g.add_argument("--fingerprint", help="one bit string (a database of one user)")
     g.add_argument("--fingerprints", type=Path, help="an embedded_fingerprints.txt with identical fingerprints")
     d.add_argument("--output_dir", "--output-dir", type=Path, required=True, help="the CHECK_DIR to write")
-    d.add_argument("--alpha", type=_alpha, default=DEFAULT_ALPHA, help="overall significance (default 1e-6)")
+    d.add_argument("--alpha", type=alpha_arg, default=DEFAULT_ALPHA, help="overall significance (default 1e-6)")
     d.add_argument("--use_celeba_preprocessing", "--use-celeba-preprocessing", action="store_true")
     d.add_argument("--overwrite", action="store_true")
     return p.parse_args(argv)
@@ -173,6 +162,9 @@ def cmd_train(args) -> int:
         _summary(run.tmp / "summary.json", summary)
         write_model_card(run.tmp, summary)
         run.commit()
+    if report["skipped"]:
+        print(f"warning: skipped {len(report['skipped'])} unusable image(s) (see the warnings above; listed in "
+              f"summary.json)")
     v = report["val"]
     tail = (f"; held-out: bit accuracy {v['bit_accuracy']:.4f}, PSNR {v['psnr']:.2f} dB, SSIM {v['ssim']:.4f}"
             if v else "")
@@ -203,7 +195,9 @@ def write_model_card(folder: Path, summary: dict) -> Path:
         "- files: `encoder.pth`, `decoder.pth` (weights only; `dif.artificial.weights.load_model`)",
         f"- made by: `{summary.get('command', '?')}`",
         f"- resolution {cfg['image_resolution']} px, {cfg['fingerprint_length']} bits, seed {cfg['seed']}",
-        f"- training images ({summary['images']}): {', '.join(summary['data_dir'])}"
+        f"- training images ({summary['images'] - len(summary.get('skipped', []))}"
+        + (f", {len(summary['skipped'])} unusable skipped" if summary.get("skipped") else "")
+        + f"): {', '.join(summary['data_dir'])}"
         + (f"; random {cfg['image_resolution']} px crops with flips and per-channel gains"
            + (f", colour scaled by up to {1 + cfg['saturation']:g}x" if cfg.get("saturation") else "")
            + (f", a colour field of amplitude up to {cfg['chroma']:g} added" if cfg.get("chroma") else "")
@@ -246,7 +240,7 @@ def _samples(path: Path, enc, clean: torch.Tensor, seed: int) -> None:
 
 
 def cmd_embed(args) -> int:
-    from ..atomic import RunFolder
+    from ..atomic import RunFolder, write_text_atomic
     from .bits import bit_accuracy, bits_to_str, decode_bits, parse_bits, random_bits
     from .train import psnr, ssim
     from .weights import load_model
@@ -286,10 +280,11 @@ def cmd_embed(args) -> int:
             for p, img, b in zip(kept, y, bits):
                 arr = (img.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
                 Image.fromarray(arr).save(out / f"{p.stem}.png")
-                lines.append(f"{p.stem}.png {bits_to_str(b)}")
+                lines.append((f"{p.stem}.png", bits_to_str(b)))
         if not lines:
             raise DIFError(f"no readable images in {shown(args.data_dir)}")
-        (run.tmp / "embedded_fingerprints.txt").write_text("\n".join(lines) + "\n")
+        write_text_atomic(run.tmp / "embedded_fingerprints.txt",
+                          fingerprint_lines([n for n, _ in lines], [b for _, b in lines]))
         summary = {"encoder": str(args.encoder_path), "images": len(lines), "resolution": enc.resolution,
                    "fingerprint_length": n, "identical_fingerprints": fixed is not None, "seed": args.seed,
                    "psnr": float(torch.cat(psnrs).mean()), "ssim": float(torch.cat(ssims).mean())}
@@ -320,7 +315,7 @@ def _decode(args, dec, device, desc: str):
 
 
 def cmd_detect(args) -> int:
-    from ..atomic import RunFolder
+    from ..atomic import RunFolder, write_text_atomic
     from .bits import bit_accuracy, bits_to_str
     from .weights import load_model
 
@@ -330,7 +325,7 @@ def cmd_detect(args) -> int:
     owned = lambda name: name in ("detected_fingerprints.txt", "summary.json")  # noqa: E731
     with RunFolder(args.output_dir, args.overwrite, owned, what="--output_dir") as run:
         names, bits = _decode(args, dec, device, "Detecting")
-        (run.tmp / "detected_fingerprints.txt").write_text("".join(f"{n} {bits_to_str(b)}\n" for n, b in zip(names, bits)))
+        write_text_atomic(run.tmp / "detected_fingerprints.txt", fingerprint_lines(names, [bits_to_str(b) for b in bits]))
         summary = {"decoder": str(args.decoder_path), "images": len(names), "resolution": dec.resolution,
                    "fingerprint_length": dec.fingerprint_length}
         if ref is not None:
@@ -348,7 +343,7 @@ def cmd_detect(args) -> int:
 
 
 def cmd_attribute(args) -> int:
-    from ..atomic import RunFolder, csv_text
+    from ..atomic import RunFolder, csv_text, write_text_atomic
     from .bits import attribute
     from .weights import load_model
 
@@ -361,7 +356,7 @@ def cmd_attribute(args) -> int:
         res = attribute(bits, users, db, args.alpha)
         rows = [[n, r.user if r.attributed else "", r.matching_bits, f"{r.p_value:.6g}", int(r.attributed)]
                 for n, r in zip(names, res)]
-        (run.tmp / "attribution.csv").write_text(csv_text(["path", "user", "matching_bits", "p_value", "attributed"], rows))
+        write_text_atomic(run.tmp / "attribution.csv", csv_text(["path", "user", "matching_bits", "p_value", "attributed"], rows))
         per_user: dict[str, int] = {}
         for r in res:
             if r.attributed:
@@ -391,5 +386,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             "detector": cmd_detector}[args.command](args)
 
 
+def cli() -> int:
+    """The installed command's entry point (``[project.scripts]`` in pyproject.toml)."""
+    return run_main(main)
+
+
 if __name__ == "__main__":
-    sys.exit(run_main(main))
+    sys.exit(cli())

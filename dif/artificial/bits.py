@@ -29,11 +29,30 @@ def bits_to_str(bits: torch.Tensor | np.ndarray | Sequence[int]) -> str:
     return "".join("1" if float(b) > 0.5 else "0" for b in bits)
 
 
+def alpha_arg(text: str) -> float:
+    """argparse type of ``--alpha``: a significance level in (0, 1)."""
+    import argparse
+    import math
+
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid number: {text!r}") from None
+    if not (math.isfinite(v) and 0 < v < 1):
+        raise argparse.ArgumentTypeError(f"must be in (0, 1), got {text}")
+    return v
+
+
 def parse_bits(text: str, length: int | None = None, where: str = "") -> np.ndarray:
     """A '0110...' string as a uint8 array; DIFError for other characters or another length."""
     text = text.strip()
-    if not text or set(text) - {"0", "1"}:
-        raise DIFError(f"{where}expected a string of 0 and 1, got {text[:40]!r}")
+    if not text:
+        raise DIFError(f"{where}expected a string of 0 and 1, got nothing")
+    bad = next((i for i, c in enumerate(text) if c not in "01"), None)
+    if bad is not None:  # quote the offending character itself, with a little context
+        lo = max(0, bad - 10)
+        raise DIFError(f"{where}expected a string of 0 and 1: character {bad + 1} is {text[bad]!r} "
+                       f"(...{text[lo:bad + 10]!r}...)")
     if length is not None and len(text) != length:
         raise DIFError(f"{where}fingerprint of {len(text)} bits, the model's are {length} bits")
     return np.frombuffer(text.encode(), dtype=np.uint8) - ord("0")

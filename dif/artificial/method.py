@@ -17,7 +17,7 @@ from ..atomic import RunFolder, csv_text, write_text_atomic
 from ..config import read_json
 from ..errors import DIFError, shown
 from ..methods.base import Method
-from .bits import DEFAULT_ALPHA, attribute, bits_to_str, decode_bits, threshold_score
+from .bits import DEFAULT_ALPHA, alpha_arg, attribute, bits_to_str, decode_bits, threshold_score
 
 DECODER = "decoder.pth"
 DATABASE = "database.csv"
@@ -66,7 +66,7 @@ class ArtificialMethod(Method):
 
     @classmethod
     def add_eval_arguments(cls, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("--alpha", type=float, default=None,
+        parser.add_argument("--alpha", type=alpha_arg, default=None,
                             help="artificial fingerprints: overall significance of an attribution (default: the "
                                  "detector's, 1e-6)")
 

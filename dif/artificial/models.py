@@ -22,11 +22,22 @@ from torch import nn
 from ..errors import DIFError
 
 
+MAX_RESOLUTION = 1024
+MAX_BITS = 4096
+
+
 def check_resolution(res: int, flag: str = "--image_resolution") -> int:
-    """A power of two, at least 32 (the decoder's five stride-2 convolutions)."""
-    if not isinstance(res, int) or res < 32 or res & (res - 1):
-        raise DIFError(f"{flag} must be a power of 2 of at least 32, got {res}")
+    """A power of two from 32 (the decoder's five stride-2 convolutions) to ``MAX_RESOLUTION``."""
+    if isinstance(res, bool) or not isinstance(res, int) or res < 32 or res > MAX_RESOLUTION or res & (res - 1):
+        raise DIFError(f"{flag} must be a power of 2 from 32 to {MAX_RESOLUTION}, got {res}")
     return res
+
+
+def check_length(n: int, flag: str = "--fingerprint_length") -> int:
+    """A fingerprint length from 1 to ``MAX_BITS`` bits."""
+    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_BITS:
+        raise DIFError(f"{flag} must be a whole number of bits from 1 to {MAX_BITS}, got {n}")
+    return n
 
 
 def _conv(cin: int, cout: int, k: int = 3, stride: int = 1, pad: int = 1) -> nn.Conv2d:

@@ -23,7 +23,7 @@ from PIL import Image
 
 from ..config import opt
 from ..data import ImageReadError, load_image
-from ..errors import DIFError
+from ..errors import DIFError, first_line, shown
 from ..schedules import budget_fraction, set_cosine_lr
 from .bits import bit_accuracy, decode_bits, random_bits
 from .models import FingerprintDecoder, FingerprintEncoder, check_resolution
@@ -162,6 +162,41 @@ class PhotoSet(torch.utils.data.Dataset):
         self.used = 0
         self.epoch = 0  # set before each epoch: random crops differ between epochs, reproducibly
 
+    def vet(self, progress: bool = False) -> list[tuple[Path, str]]:
+        """Decode every image once (filling the cache) and drop those that cannot be used, before
+        training: an unreadable or truncated file, or one smaller than a random crop, is skipped with
+        a warning that names it and counted, never met mid-run. Returns the skipped (path, reason)."""
+        from tqdm.auto import tqdm
+
+        kept, skipped, old = [], [], self.cache
+        self.cache, self.used = {}, 0
+        for i, path in enumerate(tqdm(self.paths, desc="Reading images", disable=not progress, leave=False)):
+            try:
+                img = old[i] if i in old else self._decode(path)
+                h, w = img.shape[-2:]
+                if self.cfg.random_crop and min(h, w) < self.res:
+                    raise ImageReadError(f"{shown(path)}: an image of {w}x{h} is smaller than --image_resolution "
+                                         f"{self.res}")
+            except ImageReadError as exc:
+                log.warning("skipping %s", first_line(exc, limit=500))
+                skipped.append((path, first_line(exc, limit=500)))
+                continue
+            self._keep(len(kept), img)
+            kept.append(path)
+        self.paths = kept
+        return skipped
+
+    def _decode(self, path: Path) -> torch.Tensor:
+        img = load_image(path)
+        if not self.cfg.random_crop:
+            img = preprocess(img, self.res, self.cfg.use_celeba_preprocessing)
+        return (img * 255).round().to(torch.uint8)
+
+    def _keep(self, i: int, img: torch.Tensor) -> None:
+        if self.used + img.numel() <= self.cache_bytes:
+            self.cache[i] = img
+            self.used += img.numel()
+
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
@@ -171,19 +206,15 @@ class PhotoSet(torch.utils.data.Dataset):
     def _image(self, i: int) -> torch.Tensor:
         if i in self.cache:
             return self.cache[i]
-        img = load_image(self.paths[i])
-        if not self.cfg.random_crop:
-            img = preprocess(img, self.res, self.cfg.use_celeba_preprocessing)
-        img = (img * 255).round().to(torch.uint8)
-        if self.used + img.numel() <= self.cache_bytes:
-            self.cache[i] = img
-            self.used += img.numel()
+        img = self._decode(self.paths[i])
+        self._keep(i, img)
         return img
 
     def __getitem__(self, idx: int) -> torch.Tensor:
         if not self.cfg.random_crop:
             return self._image(idx).float() / 255
-        g = torch.Generator().manual_seed((self.cfg.seed * 1_000_003 + self.epoch) * 1_000_003 + idx)
+        # reduced to 64 bits: any --seed up to 2^32 - 1 (the value is unchanged wherever it already fit)
+        g = torch.Generator().manual_seed(((self.cfg.seed * 1_000_003 + self.epoch) * 1_000_003 + idx) % 2**64)
         crop = self._random_window(g).float() / 255
         if torch.rand(1, generator=g) < 0.5:
             crop = crop.flip(-1)
@@ -199,11 +230,12 @@ class PhotoSet(torch.utils.data.Dataset):
     def _random_window(self, g: torch.Generator) -> torch.Tensor:
         """A random photo's random r x r window, uint8 (the photo, then the row, then the column drawn
         from ``g``)."""
-        img = self._image(int(torch.randint(len(self.paths), (1,), generator=g)))
+        i = int(torch.randint(len(self.paths), (1,), generator=g))
+        img = self._image(i)
         h, w = img.shape[-2:]
         r = self.res
-        if min(h, w) < r:
-            raise ImageReadError(f"an image of {w}x{h} is smaller than --image_resolution {r}")
+        if min(h, w) < r:  # vet() removed such images; a set used without it still names the file
+            raise ImageReadError(f"{shown(self.paths[i])}: an image of {w}x{h} is smaller than --image_resolution {r}")
         y, x = (int(torch.randint(h - r + 1, (1,), generator=g)), int(torch.randint(w - r + 1, (1,), generator=g)))
         return img[:, y:y + r, x:x + r]
 
@@ -228,7 +260,11 @@ def fixed_crops(paths: Sequence[Path], resolution: int, per_image: int, seed: in
     rng = np.random.default_rng(seed)
     out = []
     for p in paths:
-        img = load_image(p)
+        try:
+            img = load_image(p)
+        except ImageReadError as exc:
+            log.warning("skipping %s", first_line(exc, limit=500))
+            continue
         h, w = img.shape[-2:]
         if min(h, w) < resolution:
             continue
@@ -347,6 +383,10 @@ def train_pair(paths: Sequence[Path], cfg: ArtificialConfig, device: torch.devic
                                f"not {res} px, {n} bits")
             mine.load_state_dict(theirs.state_dict())
     data = PhotoSet(paths, cfg)
+    skipped = data.vet(progress)
+    if not data.paths:
+        raise DIFError(f"no usable training image: all {len(skipped)} were skipped (see the warnings above)"
+                       if skipped else "no training images")
     if len(data) == 0:
         raise DIFError("no training images")
     gen = torch.Generator().manual_seed(cfg.seed)
@@ -422,7 +462,7 @@ def train_pair(paths: Sequence[Path], cfg: ArtificialConfig, device: torch.devic
     if snapshot is not None:
         snapshot(final)
     report = {"steps": step, "seconds": final["seconds"], "stopped": stopped, "l2_schedule": sched.bounds(),
-              "val": final["val"]}
+              "val": final["val"], "skipped": [[shown(p), why] for p, why in skipped]}
     encoder.eval()
     decoder.eval()
     return encoder, decoder, report

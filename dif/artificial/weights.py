@@ -16,7 +16,7 @@ import torch
 from ..atomic import save_torch_atomic
 from ..errors import DIFError, first_line, shown
 from ..safe_pickle import load_weights_only
-from .models import FingerprintDecoder, FingerprintEncoder, check_resolution
+from .models import FingerprintDecoder, FingerprintEncoder, check_length, check_resolution
 
 FORMAT = {"encoder": "dif-artificial-encoder-v1", "decoder": "dif-artificial-decoder-v1"}
 
@@ -68,6 +68,9 @@ def load_model(path: str | Path, kind: str, resolution: Optional[int] = None, fi
         raise DIFError(f"{shown(path)}: a state dict is not a dict of tensors")
     if any(v.is_floating_point() and not torch.isfinite(v).all() for v in sd.values()):
         raise DIFError(f"{shown(path)}: weights hold NaN or infinite values")
+    check_length(n, f"the fingerprint length recorded in {shown(path)}")  # before any network is built
+    if res is not None:
+        check_resolution(res, f"the resolution recorded in {shown(path)}")
     if res is None:
         if resolution is None:
             raise DIFError(f"{shown(path)} does not record its resolution: give --image_resolution")
@@ -78,7 +81,15 @@ def load_model(path: str | Path, kind: str, resolution: Optional[int] = None, fi
         raise DIFError(f"--fingerprint_length {fingerprint_length} does not match the {kind} in {shown(path)} "
                        f"({n} bits)")
     check_resolution(res, f"the resolution of {shown(path)}")
-    model = (FingerprintEncoder if kind == "encoder" else FingerprintDecoder)(res, n)
+    cls = FingerprintEncoder if kind == "encoder" else FingerprintDecoder
+    with torch.device("meta"):  # the expected shapes, with nothing allocated
+        expected = {k: tuple(v.shape) for k, v in cls(res, n).state_dict().items()}
+    found = {k: tuple(v.shape) for k, v in sd.items()}
+    if found != expected:
+        wrong = sorted(set(expected) ^ set(found)) or [k for k in expected if expected[k] != found[k]]
+        raise DIFError(f"{shown(path)}: weights do not fit a {res} px, {n}-bit {kind} (first difference: "
+                       f"{shown(wrong[0])[:80]})")
+    model = cls(res, n)
     try:
         model.load_state_dict(sd)
     except RuntimeError as exc:

@@ -18,7 +18,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Optional, Sequence
 
-from ..cli import Parser, add_common_arguments, resolve_device, run_main, setup_logging
+from ..cli import Parser, add_common_arguments, int_in, prog_name, resolve_device, run_main, setup_logging
 from ..config import add_config_arguments, config_from_args, validate_fields
 from ..errors import DIFError, shown
 from .train import DFXConfig
@@ -48,13 +48,13 @@ def _items(args, seed: int):
 
 
 def parse_args(argv: Optional[Sequence[str]] = None):
-    p = Parser(prog="python -m dif.deepfeaturex", description=__doc__.split("\n")[0])
+    p = Parser(prog=prog_name("dif.deepfeaturex"), description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="command", required=True, parser_class=Parser)
     g = sub.add_parser("guidance", help="write guidance.csv (label,image_path,model,split)")
     g.add_argument("--datasets_dir", "--datasets-dir", type=Path, required=True)
     g.add_argument("--saving_dir", "--saving-dir", "--guidance_dir", type=Path, required=True,
                    help="folder for guidance.csv")
-    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--seed", type=int_in(0, 2**32 - 1), default=0, help="the split's seed")
     g.add_argument("--overwrite", action="store_true")
     for name, helptext in (("train-base", "train one base model (--main_class)"),
                            ("train-complete", "train the complete model on the frozen base models")):
@@ -74,7 +74,8 @@ def parse_args(argv: Optional[Sequence[str]] = None):
     t.add_argument("--saving_path", "--saving-path", type=Path, default=None, help="JSON results (default: print only)")
     t.add_argument("--robustness", action="store_true",
                    help="also under DeepFeatureX's perturbations (JPEG 90-50, blur k 3/7/15, scale 0.5/2, mirror, rot 45/135)")
-    t.add_argument("--seed", type=int, default=0, help="the split's seed (as in training) and the balanced subsample's")
+    t.add_argument("--seed", type=int_in(0, 2**32 - 1), default=0,
+                   help="the split's seed (as in training) and the balanced subsample's")
     add_common_arguments(t, workers=True)
     return p.parse_args(argv)
 
@@ -113,6 +114,9 @@ def cmd_train_base(args) -> int:
     classes, items = _items(args, cfg.seed)
     main = _check_class(args.main_class, classes)
     chosen = base_model_set([it for it in items if it.split == "base"], main, cfg.perc_to_take, cfg.seed)
+    from .models import build_backbone
+
+    build_backbone(cfg.backbone, 2, cfg.pretrained, cfg.input_side)  # --pretrained that does not fit: before any output
     out = args.saving_path / f"base_{args.main_class}"
     with RunFolder(out, args.overwrite, lambda n: n in (BASE_FILE, "config.json"), what="--saving_path") as run:
         print(f"Base model {args.main_class}: {sum(it.label for it in chosen)} images of the class + "
@@ -196,11 +200,20 @@ def cmd_test(args) -> int:
     results = {}
     for cond in ["clean"] + (DFX_SUITE if args.robustness else []):
         t = None if cond == "clean" else get_perturbation(cond)
-        imgs, kept, _ = load_resized([it.path for it in chosen], m.config.image_size, m.config.crop, transform=t,
-                                     workers=args.workers, progress=not args.quiet, desc=cond)
+        imgs, kept, skipped = load_resized([it.path for it in chosen], m.config.image_size, m.config.crop, transform=t,
+                                           workers=args.workers, progress=not args.quiet, desc=cond)
+        for p, why in skipped:
+            print(f"warning: {cond}: skipping {why if shown(p) in why else f'{shown(p)}: {why}'}", file=sys.stderr)
+        if not kept:
+            if cond == "clean":
+                raise DIFError(f"none of the {len(chosen)} test image(s) could be read (see the warnings above)")
+            results[cond] = {"images": 0, "skipped": len(skipped)}
+            print(f"{cond:<10} no usable image ({len(skipped)} skipped)")
+            continue
         proba = predict_proba(m.model, imgs, device)
         results[cond] = test_metrics(proba, [chosen[i].label for i in kept], classes, m.real, args.seed)
         r = results[cond]
+        r["skipped"] = len(skipped)
         print(f"{cond:<10} accuracy {r['accuracy']:.3f} | binary (balanced) {r['binary_accuracy_balanced']:.3f} | "
               f"AP {r['binary_ap'] if r['binary_ap'] is None else round(r['binary_ap'], 3)} | "
               f"AUC {r['binary_auc'] if r['binary_auc'] is None else round(r['binary_auc'], 3)}")
@@ -221,5 +234,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             "test": cmd_test}[args.command](args)
 
 
+def cli() -> int:
+    """The installed command's entry point (``[project.scripts]`` in pyproject.toml)."""
+    return run_main(main)
+
+
 if __name__ == "__main__":
-    sys.exit(run_main(main))
+    sys.exit(cli())

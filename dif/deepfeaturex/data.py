@@ -3,7 +3,9 @@ deliberately unbalanced base-model sets, and images resized once and kept in mem
 from __future__ import annotations
 
 import csv
+import io
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence
@@ -11,7 +13,7 @@ from typing import Optional, Sequence
 import numpy as np
 import torch
 
-from ..atomic import csv_text, write_text_atomic
+from ..atomic import write_bytes_atomic
 from ..data import REAL_DIR, Skipped, scan_folder, stream_images
 from ..errors import DIFError, first_line, shown
 
@@ -93,9 +95,13 @@ def stratified_split(items: list[Item], shares: Sequence[float] = (0.4, 0.4, 0.2
 def write_guidance(path: str | Path, classes: Sequence[str], items: Sequence[Item]) -> Path:
     """guidance.csv: ``label,image_path,model,split`` (their three columns plus our split), and
     the class names in a ``# classes:`` first line that their reader would skip as a comment."""
-    rows = [[it.label, str(it.path), it.model, it.split] for it in items]
-    text = f"# classes: {','.join(classes)}\n" + csv_text(["label", "image_path", "model", "split"], rows)
-    return write_text_atomic(path, text)
+    buf = io.StringIO()
+    w = csv.writer(buf)  # quotes a name holding a comma, a quote or a newline
+    w.writerow(["label", "image_path", "model", "split"])
+    w.writerows([[it.label, os.fspath(it.path), it.model, it.split] for it in items])
+    text = f"# classes: {','.join(classes)}\n" + buf.getvalue()
+    # a file name that is not UTF-8 is written as its own bytes, which read_guidance gives back exactly
+    return write_bytes_atomic(path, text.encode("utf-8", "surrogateescape"))
 
 
 def read_guidance(path: str | Path, seed: int = 0) -> tuple[Optional[list[str]], list[Item]]:
@@ -103,20 +109,37 @@ def read_guidance(path: str | Path, seed: int = 0) -> tuple[Optional[list[str]],
     without a split column the 40/40/20 split is drawn as ``stratified_split`` does. Every file
     it names must exist."""
     path = Path(path)
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
+    try:  # utf-8-sig: a spreadsheet's byte-order mark; surrogateescape: file names that are not UTF-8
+        text = path.read_bytes().decode("utf-8-sig", "surrogateescape")
+    except OSError as exc:
         raise DIFError(f"cannot read guidance CSV {shown(path)} ({first_line(exc)})") from None
-    classes = None
-    if lines and lines[0].startswith("# classes:"):
-        classes = [c.strip() for c in lines[0].split(":", 1)[1].split(",") if c.strip()]
-        lines = lines[1:]
-    reader = csv.DictReader(lines)
-    need = {"label", "image_path", "model"}
-    if not reader.fieldnames or not need <= set(reader.fieldnames):
-        raise DIFError(f"{shown(path)}: expected the columns label,image_path,model (got {reader.fieldnames})")
+    classes, skip = None, 0
+    if text.startswith("# classes:"):
+        head, _, text = text.partition("\n")
+        classes = [c.strip() for c in head.split(":", 1)[1].split(",") if c.strip()]
+        skip = 1
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    need = ("label", "image_path", "model")
+    try:
+        fields = reader.fieldnames
+    except csv.Error as exc:
+        raise DIFError(f"{shown(path)} is not a readable CSV ({first_line(exc)})") from None
+    if not fields or not set(need) <= set(fields):
+        raise DIFError(f"{shown(path)}: expected the columns label,image_path,model (got {fields})")
     items, missing = [], []
-    for n, row in enumerate(reader, start=2):
+    rows = iter(reader)
+    while True:
+        try:
+            row = next(rows)
+        except StopIteration:
+            break
+        except csv.Error as exc:
+            raise DIFError(f"{shown(path)} line {reader.line_num + skip}: {first_line(exc)}") from None
+        n = reader.line_num + skip
+        if None in row or any(row.get(k) is None for k in need):  # too many fields, or too few
+            raise DIFError(f"{shown(path)} line {n}: expected the fields {','.join(fields)}")
+        if not row["model"].strip() or not row["image_path"]:
+            raise DIFError(f"{shown(path)} line {n}: the {'model' if row['image_path'] else 'image_path'} field is empty")
         try:
             label = int(row["label"])
         except (TypeError, ValueError):

@@ -27,6 +27,8 @@ FORMAT = "dif-deepfeaturex-v1"
 _OWNED = re.compile(r"^(config\.json|model\.pt|history\.json)$")
 
 
+MAX_CLASSES = 64  # one backbone each: a file claiming more is refused before anything is built
+
 class DeepFeatureXMethod(Method):
     """Base models (one per class) + fusion head; see ``dif.deepfeaturex``."""
 
@@ -123,8 +125,9 @@ class DeepFeatureXMethod(Method):
         payload = read_model_file(path, FORMAT, "DeepFeatureX model", "train it with python -m dif.deepfeaturex "
                                                                       "train-complete")
         classes = payload.get("classes")
-        if not (isinstance(classes, list) and len(classes) >= 2 and all(isinstance(c, str) for c in classes)):
-            raise DIFError(f"{shown(path)}: 'classes' must be a list of at least two names")
+        if not (isinstance(classes, list) and 2 <= len(classes) <= MAX_CLASSES and all(isinstance(c, str) for c in classes)):
+            raise DIFError(f"{shown(path)}: 'classes' must be a list of 2 to {MAX_CLASSES} names (checked before any "
+                           f"network is built)")
         if payload.get("backbone") != cfg.backbone:
             raise DIFError(f"{shown(path)} holds a {payload.get('backbone')!r} model but config.json says {cfg.backbone!r}")
         bases_sd, head_sd = payload.get("bases"), payload.get("head")

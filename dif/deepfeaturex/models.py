@@ -135,12 +135,18 @@ def build_backbone(name: str, num_classes: int = 2, pretrained: str = "none", im
         sd = {k: v for k, v in sd.items() if not k.startswith(("AuxLogits.", "aux1.", "aux2."))}
         head_keys = {f"{spec.head}.weight", f"{spec.head}.bias"}
         body = {k: v for k, v in sd.items() if k not in head_keys}
+        own = model.state_dict()
+        if spec.vit and "encoder.pos_embedding" in body and body["encoder.pos_embedding"].shape != \
+                own["encoder.pos_embedding"].shape:
+            raise DIFError(f"--pretrained weights of {name} were made for another input size than {image_size}")
+        wrong = [k for k, v in body.items() if k in own and tuple(v.shape) != tuple(own[k].shape)]
+        if wrong:  # checked here: load_state_dict would raise a size-mismatch RuntimeError
+            k = wrong[0]
+            raise DIFError(f"--pretrained weights do not fit {name}: {shown(k)} is {tuple(body[k].shape)}, the "
+                           f"network's is {tuple(own[k].shape)} ({len(wrong)} tensor(s) of another shape)")
         missing, unexpected = model.load_state_dict(body, strict=False)
         missing = [k for k in missing if k not in head_keys]
         if missing or unexpected:
-            if spec.vit and "encoder.pos_embedding" in body and body["encoder.pos_embedding"].shape != \
-                    model.state_dict()["encoder.pos_embedding"].shape:
-                raise DIFError(f"--pretrained weights of {name} were made for another input size than {image_size}")
             raise DIFError(f"--pretrained weights do not fit {name} (weights of another architecture?): "
                            f"{len(missing)} missing, {len(unexpected)} unexpected keys, e.g. "
                            f"{(missing or unexpected)[0]}")

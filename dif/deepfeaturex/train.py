@@ -15,7 +15,7 @@ from torch import nn
 
 from ..config import opt
 from ..errors import DIFError
-from ..fingerprint import make_batches
+from ..sampling import make_batches
 from .data import normalise, train_val_split
 from .models import BACKBONES, CompleteModel, FusionHead, backbone_spec, build_backbone, headless
 

@@ -21,11 +21,45 @@ from ..errors import DIFError
 DEFAULT_EXTRACTOR = "dncnn"  # the fixed default; train_dif.py chooses per data set (dif.choose.TRAINING_DEFAULT)
 
 
+PRECISIONS = ("auto", "fp32", "bf16")
+
+
+@functools.lru_cache(maxsize=1)
+def native_bf16_cpu() -> bool:
+    """True when this CPU computes bfloat16 in hardware (AVX512-BF16 or AMX): there bf16
+    convolutions run several times faster than fp32; elsewhere they are emulated, and slower."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return bool(torch.backends.mkldnn.is_available() and ("avx512_bf16" in flags or "amx_bf16" in flags))
+
+
+def resolve_precision(precision: Optional[str], device: str | torch.device = "cpu") -> str:
+    """``auto`` -> ``bf16`` on CUDA and on CPUs with native bfloat16, else ``fp32``; ``fp32`` and
+    ``bf16`` as asked."""
+    p = (precision or "auto").lower()
+    if p not in PRECISIONS:
+        raise DIFError(f"--precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if p != "auto":
+        return p
+    return "bf16" if torch.device(device).type == "cuda" or native_bf16_cpu() else "fp32"
+
+
 class ResidualExtractor(nn.Module):
     """Base class: a frozen module mapping images (N x 3 x H x W in [0, 1]) to residuals of the
-    same shape. ``spec`` names it, so a fingerprint can record which extractor made it."""
+    same shape. ``spec`` names it, so a fingerprint can record which extractor made it.
+
+    ``precision`` is the arithmetic of its forward pass: ``fp32`` (the reference) unless
+    ``with_precision`` chose a faster one; filters always compute in fp32 (they are cheap)."""
 
     spec: str = "abstract"
+    precision: str = "fp32"
+
+    def with_precision(self, precision: str) -> "ResidualExtractor":
+        """This extractor computing in ``precision`` (``fp32`` or ``bf16``) where that is
+        supported; the default keeps fp32."""
+        return self
 
     def freeze(self) -> "ResidualExtractor":
         self.eval()
@@ -74,10 +108,12 @@ def _kind(spec: Optional[str]) -> tuple[ExtractorKind, str, str]:
     return _KINDS[kind], arg, spec
 
 
-def build_extractor(spec: Optional[str] = None, device: str | torch.device = "cpu") -> ResidualExtractor:
-    """Make a frozen residual extractor from its spec string."""
+def build_extractor(spec: Optional[str] = None, device: str | torch.device = "cpu",
+                    precision: str = "fp32") -> ResidualExtractor:
+    """Make a frozen residual extractor from its spec string; ``precision`` (``fp32``, ``bf16`` or
+    ``auto``, see ``resolve_precision``) is that of its forward pass. Training keeps fp32."""
     kind, arg, spec = _kind(spec)
-    return kind.build(arg, spec).to(device)
+    return kind.build(arg, spec).to(device).with_precision(resolve_precision(precision, device))
 
 
 def extractor_identity(spec: Optional[str]) -> tuple:

@@ -81,17 +81,53 @@ class DnCNNExtractor(ResidualExtractor):
                 mean_residual = mean_residual.unsqueeze(0)
         self.register_buffer("mean_residual", mean_residual, persistent=False)
         self.spec = spec
+        self.fast: Optional[nn.Module] = None  # the bf16 network of with_precision("bf16")
         self.freeze()
+
+    def with_precision(self, precision: str) -> "DnCNNExtractor":
+        """``bf16``: a copy of the network with each BatchNorm folded into the convolution before it
+        and the weights in bfloat16 (channels-last), used for the forward pass; the fp32 network is
+        kept as the reference. About 3.5x faster on a CPU with AMX / AVX512-BF16 (measured in
+        docs/speed_memory.md, with its effect on the AUC)."""
+        if precision == "fp32":
+            self.fast, self.precision = None, "fp32"
+            return self
+        if precision != "bf16":
+            raise DIFError(f"unknown precision {precision!r} (fp32 or bf16)")
+        dev = next(self.net.parameters()).device
+        self.fast = fold_batchnorm(self.net.dncnn).to(dev, torch.bfloat16).to(memory_format=torch.channels_last)
+        self.precision = "bf16"
+        return self
 
     @torch.no_grad()
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         p = DNCNN_PAD
         xp = F.pad(x, (p, p, p, p)).contiguous(memory_format=torch.channels_last)
-        res = self.net(xp)[..., p:-p, p:-p].contiguous()
+        if getattr(self, "fast", None) is not None:
+            res = self.fast(xp.to(torch.bfloat16)).float()[..., p:-p, p:-p].contiguous()
+        else:
+            res = self.net(xp)[..., p:-p, p:-p].contiguous()
         m = self.mean_residual
         if m is not None and m.shape[-2:] == res.shape[-2:]:
             res = res - m
         return res
+
+
+def fold_batchnorm(seq: nn.Sequential) -> nn.Sequential:
+    """An eval-mode copy of ``seq`` with every BatchNorm2d that follows a Conv2d folded into that
+    convolution (weights and a bias), which removes a pass over the activations per layer."""
+    from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+    mods, out, i = list(seq), [], 0
+    while i < len(mods):
+        m = mods[i]
+        if isinstance(m, nn.Conv2d) and i + 1 < len(mods) and isinstance(mods[i + 1], nn.BatchNorm2d):
+            out.append(fuse_conv_bn_eval(m.eval(), mods[i + 1].eval()))
+            i += 2
+        else:
+            out.append(m)
+            i += 1
+    return nn.Sequential(*out).eval()
 
 
 def check_layout(channels: Any, layers: Any, features: Any, where: str) -> tuple[int, int, int]:

@@ -54,22 +54,31 @@ def method_of(folder: str | Path) -> str:
 
 def load_method(folder: str | Path, epoch: Optional[int] = None, options=None, device="cpu") -> Method:
     """The trained method in a checkpoint folder, whichever it is."""
+    from ..errors import first_line
+
     folder = Path(folder)
-    if not folder.exists():
-        raise DIFError(f"checkpoint folder not found: {shown(folder)}")
-    return get_method(method_of(folder)).load(folder, epoch=epoch, options=options, device=device)
+    try:
+        if not folder.exists():
+            raise DIFError(f"checkpoint folder not found: {shown(folder)}")
+        return get_method(method_of(folder)).load(folder, epoch=epoch, options=options, device=device)
+    except OSError as exc:  # a folder that cannot be searched, a file that cannot be read: any method's loader
+        raise DIFError(f"cannot read the checkpoint {shown(folder)} ({first_line(exc)})") from None
 
 
 def is_check_dir(folder: Path) -> bool:
     """True when ``folder`` holds a trained method of any registered kind (a ``config.json``
     naming one, or DIF checkpoints)."""
     from ..checkpoint import list_checkpoints
+    from ..errors import first_line
 
-    if not folder.is_dir():
-        return False
-    if (folder / CONFIG_NAME).is_file():
-        return True
-    return bool(list_checkpoints(folder))
+    try:
+        if not folder.is_dir():
+            return False
+        if (folder / CONFIG_NAME).is_file():
+            return True
+        return bool(list_checkpoints(folder))
+    except OSError as exc:
+        raise DIFError(f"cannot read {shown(folder)} ({first_line(exc)})") from None
 
 
 __all__ = ["Method", "get_method", "load_method", "method_names", "method_of", "is_check_dir"]

@@ -23,6 +23,7 @@ from ..data import center_crop, draw_subset, training_residuals
 from ..detect import Detector
 from ..errors import DIFError, shown
 from ..extractors import DEFAULT_EXTRACTOR, ResidualExtractor, build_extractor, extractor_identity, same_extractor
+from ..extractors.base import PRECISIONS
 from ..fingerprint import TrainState, train_fingerprint
 from ..robustness import parse_reencode
 from .base import Method
@@ -178,6 +179,10 @@ class DIFMethod(Method):
                        help="decision centres: paper (last training steps), train (final fingerprint on its training "
                             "images), cv (out-of-fold, from train_dif.py --calibrate cv); auto: paper for corr, "
                             "cv or train for shift")
+        g.add_argument("--precision", default="auto", choices=list(PRECISIONS),
+                       help="arithmetic of the residual extractor: fp32 (the exact reference), bf16 (the DnCNN with "
+                            "BatchNorm folded, in bfloat16: about 3.5x faster on a CPU with AMX / AVX512-BF16, AUC "
+                            "within 0.005 of fp32 where measured), auto (bf16 on CUDA and on such CPUs, else fp32)")
         g.add_argument("--reencode", default=None, metavar="jpeg:Q|png|none",
                        help="re-encode every image first (default: what the fingerprint was trained with)")
 
@@ -202,7 +207,7 @@ class DIFMethod(Method):
                                                       _option(options, "centres", "auto"))
         spec = _extractor_spec(loaded.path, loaded.extractor, _option(options, "denoiser"),
                                bool(_option(options, "allow_mixed_extractor", False)))
-        m.extractor = build_extractor(spec, device)
+        m.extractor = build_extractor(spec, device, precision=_option(options, "precision", "fp32"))
         reencode = _option(options, "reencode")
         if reencode is None:
             reencode = cfg.reencode
@@ -229,7 +234,7 @@ class DIFMethod(Method):
 
     def feature_key(self) -> Hashable:
         assert self.extractor is not None
-        return ("residual", extractor_identity(self.extractor.spec))
+        return ("residual", extractor_identity(self.extractor.spec), self.extractor.precision)
 
     def features(self, batch: torch.Tensor) -> torch.Tensor:
         assert self.extractor is not None
@@ -255,14 +260,15 @@ class DIFMethod(Method):
     def info(self) -> dict:
         assert self.detector is not None and self.extractor is not None
         return {"checkpoint": str(self.path), "extractor": self.extractor.spec, "score": self.detector.score,
-                "centres": self.centres_method, "reencode": self.reencode_name}
+                "centres": self.centres_method, "reencode": self.reencode_name, "precision": self.extractor.precision}
 
     def summary_line(self) -> str:
         d = self.detector
         assert d is not None and self.extractor is not None
         return (f"Fingerprint {shown(self.path) if self.path else '(in memory)'} | extractor {self.extractor.spec} | score {d.score} | centres "
                 f"{self.centres_method}: real {d.mu_real:.5f}, fake {d.mu_fake:.5f}"
-                + (f" | re-encoded {self.reencode_name}" if self.reencode_name else ""))
+                + (f" | re-encoded {self.reencode_name}" if self.reencode_name else "")
+                + (f" | {self.extractor.precision}" if self.extractor.precision != "fp32" else ""))
 
     def digest(self) -> str:
         import hashlib

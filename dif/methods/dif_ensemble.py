@@ -1,6 +1,6 @@
 """Several DIF fingerprints, one per residual extractor, scored together (``--denoiser ensemble``).
 
-No single extractor wins on every data set (the README's tables), and ``auto``'s out-of-fold
+No single extractor wins on every data set (the tables in docs/dif.md), and ``auto``'s out-of-fold
 choice is noisy with a few dozen training images. The ensemble keeps every candidate instead:
 each member is an ordinary DIF fingerprint (its own folder, loadable on its own), and an image's
 score is the mean over members of ``(score - threshold) / |mu_fake - mu_real|``, the member's
