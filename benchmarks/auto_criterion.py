@@ -36,7 +36,7 @@ def main(argv=None) -> int:
     from sklearn.metrics import roc_auc_score
 
     from dif.choose import CANDIDATES, TIE
-    from dif.cli import Parser, run_main, setup_logging
+    from dif.cli import Parser, int_in, setup_logging
     from dif.config import DIFConfig
     from dif.data import find_labelled, training_residuals
     from dif.detect import Detector
@@ -48,10 +48,11 @@ def main(argv=None) -> int:
     p = Parser(description=__doc__.split("\n")[0])
     p.add_argument("data", nargs="+", type=Path)
     p.add_argument("--epochs", default="5,10,20,50,100", help="epoch counts at which to read the fold fingerprints")
-    p.add_argument("--crop", type=int, default=256)
-    p.add_argument("--augment", type=int, default=2)
-    p.add_argument("--folds", type=int, default=2)
-    p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    p.add_argument("--crop", type=int_in(16, 8192), default=256)
+    p.add_argument("--augment", type=int_in(0, 16), default=2)
+    p.add_argument("--folds", type=int_in(2, 20), default=2)
+    p.add_argument("--threads", type=int_in(0, 256), default=0, help="torch threads (0: torch's default)")
+    p.add_argument("--extractors", default=",".join(CANDIDATES), help="the candidates to score (default: auto's)")
     p.add_argument("--json", type=Path, default=None)
     args = p.parse_args(argv)
     setup_logging()
@@ -73,7 +74,7 @@ def main(argv=None) -> int:
     report = []
     for data in sets:
         row = {"data": str(data.root), "candidates": {}}
-        for spec in CANDIDATES:
+        for spec in [e.strip() for e in args.extractors.split(",") if e.strip()]:
             t0 = time.perf_counter()
             ext = build_extractor(spec)
             ts = training_residuals(data.paths, data.labels, ext, (cfg.crop, cfg.crop), augment=cfg.augment,

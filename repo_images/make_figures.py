@@ -2,7 +2,12 @@
 """Regenerate the figures of the README and docs/ in repo_images/ with the project's own scripts.
 
     python repo_images/make_figures.py [--shared ../shared/data] [--quick]
+    python repo_images/make_figures.py --demo-only     # the quick start's figures, no shared data needed
 
+0. demo_fingerprint.png, demo_fingerprint_fft.png: the README's quick start, its three commands
+   with their defaults (``python -m dif.demo``, ``train_dif.py``, ``eval_dif.py``); and
+   demo_fingerprint_clean.png, demo_fingerprint_fft_clean.png: the same with ``train_dif.py
+   --augment 0 --denoiser wavelet-dwt``.
 1. gray_experiment.png: ``blank_experiment.py`` at the paper's defaults (128x128, 1000 steps).
 2. crn_fingerprint.png, crn_fingerprint_fft.png, crn_training.png: ``train_dif.py`` on the 20 + 20
    CNNDetection CRN images (needs the shared data).
@@ -44,7 +49,10 @@ def main(argv=None) -> int:
     p.add_argument("--quick", action="store_true", help="fewer steps (for a smoke test, not for the docs)")
     p.add_argument("--skip-gray", action="store_true", help="keep the existing gray_experiment.png")
     p.add_argument("--denoiser", default="wavelet", help="residual extractor of the fingerprints (default: wavelet)")
+    p.add_argument("--demo-only", action="store_true", help="only the quick start's figures (no shared data needed)")
     args = p.parse_args(argv)
+    if args.demo_only:
+        return demo_figures()
     from dif import plots
     from dif.checkpoint import load_fingerprint_dir
     from dif.cli import run_main
@@ -94,6 +102,33 @@ def main(argv=None) -> int:
     plots.save_fingerprint_panel_png(fps, HERE / "official_fingerprints.png",
                                      "The authors' released fingerprints (top) and their log |FFT| (bottom)")
     print(f"figures written to {HERE}")
+    return 0
+
+
+def demo_figures() -> int:
+    """The quick start's three commands with their defaults, and the same training on the clean
+    images only (``--augment 0``): each fingerprint and its spectrum."""
+    from dif.cli import run_main
+    from dif.demo import main as demo_main
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        train, evaluate = _script("train_dif").main, _script("eval_dif").main
+        steps = [(demo_main, [str(tmp / "demo"), "--quiet"])]
+        for name, extra in (("check", []), ("clean", ["--augment", "0", "--denoiser", "wavelet-dwt"])):
+            steps += [(train, [str(tmp / "demo" / "train"), str(tmp / name), "--quiet", *extra]),
+                      (evaluate, [str(tmp / name), str(tmp / "demo" / "test"), "--quiet"])]
+        import time
+
+        for main, argv in steps:  # each step's time: the quick start's three commands are the first three
+            t0 = time.perf_counter()
+            if run_main(main, argv) != 0:
+                raise SystemExit(2)
+            print(f"[{time.perf_counter() - t0:.1f} s] {' '.join(argv[:2])}", flush=True)
+        for name, suffix in (("check", ""), ("clean", "_clean")):
+            for fig in ("fingerprint", "fingerprint_fft"):
+                shutil.copy(tmp / name / f"{fig}.png", HERE / f"demo_{fig}{suffix}.png")
+    print(f"demo figures written to {HERE}")
     return 0
 
 

@@ -87,8 +87,8 @@ class DnCNNExtractor(ResidualExtractor):
     def with_precision(self, precision: str) -> "DnCNNExtractor":
         """``bf16``: a copy of the network with each BatchNorm folded into the convolution before it
         and the weights in bfloat16 (channels-last), used for the forward pass; the fp32 network is
-        kept as the reference. About 3.5x faster on a CPU with AMX / AVX512-BF16 (measured in
-        docs/speed_memory.md, with its effect on the AUC)."""
+        kept as the reference. About 4x faster on a CPU with AMX / AVX512-BF16, at a cost in
+        accuracy (the residual is off by about 1.5% of its norm; measured in docs/speed_memory.md)."""
         if precision == "fp32":
             self.fast, self.precision = None, "fp32"
             return self

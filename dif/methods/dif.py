@@ -130,7 +130,9 @@ class DIFMethod(Method):
         elif self.extractor_choice:
             cands = ", ".join(f"{c['extractor']} {c['auc']:.3f}" for c in self.extractor_choice["candidates"])
             notes.append(f"--denoiser auto chose {cfg.extractor} (out-of-fold AUC, {self.extractor_choice['folds']} "
-                         f"folds: {cands}; ties within {self.extractor_choice['tie']} go to the cheaper one)")
+                         f"folds: {cands}; ties within {self.extractor_choice['tie']} go to the cheaper one"
+                         + (f"; not scored, as none could win: {', '.join(self.extractor_choice['skipped'])}"
+                            if self.extractor_choice.get("skipped") else "") + ")")
         return {"residual_seconds": t_res, "train_seconds": t_train, "n_real": n_real, "n_fake": n_fake,
                 "skipped": len(cache.skipped), "notes": notes, "extractor_choice": self.extractor_choice}
 
@@ -179,10 +181,10 @@ class DIFMethod(Method):
                        help="decision centres: paper (last training steps), train (final fingerprint on its training "
                             "images), cv (out-of-fold, from train_dif.py --calibrate cv); auto: paper for corr, "
                             "cv or train for shift")
-        g.add_argument("--precision", default="auto", choices=list(PRECISIONS),
-                       help="arithmetic of the residual extractor: fp32 (the exact reference), bf16 (the DnCNN with "
-                            "BatchNorm folded, in bfloat16: about 3.5x faster on a CPU with AMX / AVX512-BF16, AUC "
-                            "within 0.005 of fp32 where measured), auto (bf16 on CUDA and on such CPUs, else fp32)")
+        g.add_argument("--precision", default="fp32", choices=list(PRECISIONS),
+                       help="arithmetic of the residual extractor: fp32 (the exact reference), or bf16 (the DnCNN "
+                            "with BatchNorm folded, in bfloat16: about 4x faster on a CPU with AMX / AVX512-BF16, "
+                            "but it moved held-out AUCs by up to 0.08: see docs/speed_memory.md)")
         g.add_argument("--reencode", default=None, metavar="jpeg:Q|png|none",
                        help="re-encode every image first (default: what the fingerprint was trained with)")
 
