@@ -62,6 +62,9 @@ def main(argv=None) -> int:
         raise DIFError(f"--epochs takes whole numbers separated by commas, got {args.epochs!r}") from None
     if not marks or marks[0] < 1:
         raise DIFError("--epochs must be whole numbers >= 1")
+    from dif.atomic import check_output_file
+
+    check_output_file(args.json, "--json")  # before minutes of work
     if args.threads:
         torch.set_num_threads(args.threads)
     sets = [find_labelled(d) for d in args.data]
