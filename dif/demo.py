@@ -44,7 +44,7 @@ class DemoConfig:
     test: int = opt(16, "images per class in DIR/test", low=2, high=10_000)
     size: int = opt(256, "side of every image in pixels (a multiple of 16, at most 256: the photos' halves "
                          "are 300 px or more)", low=32, high=256)
-    steps: int = opt(800, "autoencoder training steps (under a minute on 2 CPU cores)", low=1, high=1_000_000)
+    steps: int = opt(800, "autoencoder training steps (about a minute on 2 CPU cores)", low=1, high=1_000_000)
     patch: int = opt(64, "side of the autoencoder's training crops", low=16, high=256)
     seed: int = opt(0, "seed of the crops, the autoencoder and its training", low=0, high=2**32 - 1)
 
