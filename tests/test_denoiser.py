@@ -266,3 +266,42 @@ def test_channels_last_extractor_matches_the_plain_network():
     ref = plain(torch.nn.functional.pad(x, (10,) * 4))[..., 10:-10, 10:-10]
     out = ext(x)
     assert out.is_contiguous() and torch.allclose(out, ref, atol=1e-5)
+
+
+def test_bf16_precision_folds_batchnorm_and_stays_close_to_fp32(tiny_data, tmp_path, scripts, capsys):
+    """--precision bf16: BatchNorm folded into the convolutions (exact in fp32), the forward in
+    bfloat16 within a few percent of fp32; recorded in the JSON; fp32 stays the default."""
+    import json
+
+    import torch
+
+    from dif.cli import run_main
+    from dif.extractors import DnCNN, DnCNNExtractor
+    from dif.extractors.dncnn import fold_batchnorm
+
+    torch.manual_seed(0)
+    net = DnCNN(layers=4, features=8)
+    for m in net.modules():  # BatchNorm with statistics of its own, so that folding has work to do
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.1, 0.1)
+            m.running_var.uniform_(0.5, 2.0)
+    net.eval()
+    x = torch.rand(2, 3, 40, 40)
+    with torch.no_grad():
+        assert torch.allclose(fold_batchnorm(net.dncnn)(x), net(x), atol=1e-5)
+    ext = DnCNNExtractor(net)
+    ref = ext(x)
+    fast = DnCNNExtractor(net).with_precision("bf16")
+    assert ext.precision == "fp32" and fast.precision == "bf16"
+    assert float((fast(x) - ref).norm() / ref.norm()) < 0.05
+    check = tmp_path / "c"
+    assert run_main(scripts.train.main, [str(tiny_data), str(check), "--epochs", "2", "--crop", "32", "--batch", "8",
+                                         "--denoiser", "dncnn", "--augment", "0", "--quiet"]) == 0
+    for precision in ("fp32", "bf16"):
+        js = tmp_path / f"{precision}.json"
+        argv = [str(check), str(tiny_data), "--json", str(js), "--quiet"] + (["--precision", "bf16"] if precision == "bf16" else [])
+        assert run_main(scripts.eval.main, argv) == 0
+        assert json.loads(js.read_text())["precision"] == precision
+    capsys.readouterr()
+    assert run_main(scripts.eval.main, [str(check), str(tiny_data), "--precision", "fp16"]) == 2
+    assert "--precision" in capsys.readouterr().err
