@@ -88,7 +88,6 @@ def main(argv=None) -> int:
 def auc_check(shared: Path, batch: int) -> dict:
     """fp32 against bf16 residuals under every released fingerprint, on every held-out set."""
     import numpy as np
-    import torch
 
     from dif.data import compute_residuals, find_labelled
     from dif.extractors import build_extractor
@@ -123,7 +122,6 @@ def auc_check(shared: Path, batch: int) -> dict:
                          "acc_bf16": met["bf16"]["accuracy"], "changed_side": int(side.sum())})
         print(f"{name}: max |dAUC| {max(r['auc_bf16'] - r['auc_fp32'] for r in rows[-len(checks):]):+.4f} .. "
               f"{min(r['auc_bf16'] - r['auc_fp32'] for r in rows[-len(checks):]):+.4f}", flush=True)
-    torch.cuda.empty_cache() if torch.cuda.is_available() else None
     return {"pairs": len(rows), "max_abs_auc_diff": round(max(d_auc), 4), "mean_abs_auc_diff": round(float(np.mean(d_auc)), 5),
             "images_changing_side": flips, "scores": n_scores,
             "max_score_shift_over_centre_gap": round(worst, 4), "rows": rows}

@@ -89,10 +89,15 @@ def _scaled(part: np.ndarray, scale: float) -> np.ndarray:
     return np.asarray(im)
 
 
-def random_crops(parts: Sequence[np.ndarray], n: int, size: int, rng: np.random.Generator) -> np.ndarray:
-    """``n`` crops (n x size x size x 3, uint8): a random part, scale, position and one of the 8
-    flips / rotations each."""
-    pyramids = [[s for s in (_scaled(p, sc) for sc in SCALES) if min(s.shape[:2]) >= size] for p in parts]
+def pyramids(parts: Sequence[np.ndarray]) -> list[list[np.ndarray]]:
+    """Each part at every scale of ``SCALES``, resized once for all the crops drawn from it."""
+    return [[_scaled(p, sc) for sc in SCALES] for p in parts]
+
+
+def random_crops(levels_of: Sequence[Sequence[np.ndarray]], n: int, size: int, rng: np.random.Generator) -> np.ndarray:
+    """``n`` crops (n x size x size x 3, uint8): a random part, scale (among those at least ``size``
+    on each side), position and one of the 8 flips / rotations each."""
+    pyramids = [[s for s in levels if min(s.shape[:2]) >= size] for levels in levels_of]
     out = np.empty((n, size, size, 3), np.uint8)
     for i in range(n):
         levels = pyramids[rng.integers(len(pyramids))]
@@ -155,15 +160,16 @@ def make_demo(out: Path, cfg: DemoConfig, progress: bool = False) -> dict:
     if cfg.size > smallest:
         raise DIFError(f"--size {cfg.size} is larger than the smallest half photo ({smallest} px)")
 
+    train_levels, test_levels = pyramids(train_parts), pyramids(test_parts)
     rng = np.random.default_rng(cfg.seed)
-    patches = _to_tensor(random_crops(train_parts, 512, cfg.patch, rng))
+    patches = _to_tensor(random_crops(train_levels, 512, cfg.patch, rng))
     net, losses = train_image_autoencoder(patches, cfg.steps, seed=cfg.seed, progress=progress)
     log.info("autoencoder: %d steps, L1 %.4f -> %.4f", cfg.steps, losses[0], float(np.mean(losses[-50:])))
 
     counts = {}
-    for split, parts, n in (("train", train_parts, cfg.train), ("test", test_parts, cfg.test)):
-        real = random_crops(parts, n, cfg.size, rng)
-        fake = generate(net, random_crops(parts, n, cfg.size, rng))
+    for split, levels, n in (("train", train_levels, cfg.train), ("test", test_levels, cfg.test)):
+        real = random_crops(levels, n, cfg.size, rng)
+        fake = generate(net, random_crops(levels, n, cfg.size, rng))
         for cls, images in (("0_real", real), ("1_fake", fake)):
             folder = out / split / cls
             folder.mkdir(parents=True)
@@ -211,7 +217,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     args = p.parse_args(argv)
     setup_logging()
-    cfg = config_from_args(DemoConfig, args).validate()
+    cfg = config_from_args(DemoConfig, args)  # make_demo_folder checks it before anything is written
     t0 = time.perf_counter()
     info = make_demo_folder(args.dir, cfg, args.overwrite, progress=not args.quiet)
     c = info["counts"]

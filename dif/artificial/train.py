@@ -168,11 +168,11 @@ class PhotoSet(torch.utils.data.Dataset):
         a warning that names it and counted, never met mid-run. Returns the skipped (path, reason)."""
         from tqdm.auto import tqdm
 
-        kept, skipped, old = [], [], self.cache
+        kept, skipped = [], []
         self.cache, self.used = {}, 0
         for i, path in enumerate(tqdm(self.paths, desc="Reading images", disable=not progress, leave=False)):
             try:
-                img = old[i] if i in old else self._decode(path)
+                img = self._decode(path)
                 h, w = img.shape[-2:]
                 if self.cfg.random_crop and min(h, w) < self.res:
                     raise ImageReadError(f"{shown(path)}: an image of {w}x{h} is smaller than --image_resolution "

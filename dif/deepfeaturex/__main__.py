@@ -114,9 +114,6 @@ def cmd_train_base(args) -> int:
     classes, items = _items(args, cfg.seed)
     main = _check_class(args.main_class, classes)
     chosen = base_model_set([it for it in items if it.split == "base"], main, cfg.perc_to_take, cfg.seed)
-    from .models import build_backbone
-
-    build_backbone(cfg.backbone, 2, cfg.pretrained, cfg.input_side)  # --pretrained that does not fit: before any output
     out = args.saving_path / f"base_{args.main_class}"
     with RunFolder(out, args.overwrite, lambda n: n in (BASE_FILE, "config.json"), what="--saving_path") as run:
         print(f"Base model {args.main_class}: {sum(it.label for it in chosen)} images of the class + "

@@ -24,16 +24,6 @@ DEFAULT_EXTRACTOR = "dncnn"  # the fixed default; train_dif.py chooses per data 
 PRECISIONS = ("fp32", "bf16")
 
 
-def native_bf16_cpu() -> bool:
-    """True when this CPU computes bfloat16 in hardware (AVX512-BF16 or AMX); elsewhere bf16
-    convolutions are emulated and slower than fp32."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return bool(torch.backends.mkldnn.is_available() and ("avx512_bf16" in flags or "amx_bf16" in flags))
-
-
 def check_precision(precision: Optional[str]) -> str:
     """``fp32`` (the reference, and the default: bf16 moved AUCs by up to 0.08 on held-out images,
     docs/speed_memory.md) or ``bf16`` (about 4x faster on a CPU with native bfloat16)."""
