@@ -23,11 +23,11 @@ from .detect import SCORES, Detector, class_centres
 from .config import read_json
 from .errors import DIFError, shown
 from .sampling import stratified_folds
-from .fingerprint import centres, train_fingerprint
+from .fingerprint import centres, epoch_steps, train_fingerprint
 
 log = logging.getLogger(__name__)
 CALIBRATION_NAME = "calibration.json"
-METHODS = ("paper", "train", "cv")
+METHODS = ("paper", "train", "augmented", "cv")
 
 
 def score_all(detector: Detector, residuals, max_shift: int) -> dict[str, np.ndarray]:
@@ -43,8 +43,9 @@ def in_sample_centres(detector: Detector, residuals, labels, max_shift: int) -> 
 
 def out_of_fold_scores(residuals: torch.Tensor, labels: torch.Tensor, cfg: DIFConfig, folds: int,
                        device: str | torch.device = "cpu", groups: Optional[np.ndarray] = None,
-                       progress: bool = False) -> dict[str, np.ndarray]:
-    """Score every training residual with a fingerprint that did not see it.
+                       progress: bool = False, per_image: float = 1.0) -> dict[str, np.ndarray]:
+    """Score every training residual with a fingerprint that did not see it (``per_image``:
+    residuals per image, tiles; an epoch counts images).
 
     ``groups`` (one id per residual) keeps the augmented copies of one image in the same fold.
     Returns {score name: scores} in the order of ``residuals``, each multiplied by its fold
@@ -63,7 +64,8 @@ def out_of_fold_scores(residuals: torch.Tensor, labels: torch.Tensor, cfg: DIFCo
         test_idx = torch.from_numpy(np.flatnonzero(held))
         log.debug("calibration fold %d/%d: training on %d residuals", k + 1, folds, len(train_idx))
         state = train_fingerprint(residuals[train_idx], labels[train_idx], replace(cfg, seed=cfg.seed + 1000 + k),
-                                  device=device, progress=progress)
+                                  device=device, progress=progress,
+                                  steps_per_epoch=epoch_steps(len(train_idx), per_image, cfg.batch_size))
         det = Detector.from_state(state, cfg.centre_steps)
         for s, v in score_all(det, residuals[test_idx], cfg.max_shift).items():
             out[s][test_idx.numpy()] = det.direction * v
@@ -116,28 +118,36 @@ def choose_centres(detector: Detector, cal: dict, score: str, method: str) -> tu
         return detector.with_centres(detector.mu_real, detector.mu_fake, score), method
     entry = cal.get(method, {}).get(score)
     if not entry:
-        hint = "train with --calibrate cv" if method == "cv" else "train it with this version of train_dif.py"
+        hint = ("train with --calibrate cv" if method == "cv" else "train with --augment N >= 1" if method == "augmented"
+                else "train it with this version of train_dif.py")
         raise DIFError(f"this fingerprint has no '{method}' centres for --score {score} ({hint})")
     return detector.with_centres(entry[0], entry[1], score), method
 
 
 def calibrate(state, cfg: DIFConfig, residuals: torch.Tensor, labels: torch.Tensor,
               groups: Optional[np.ndarray] = None, device: str | torch.device = "cpu",
-              progress: bool = False) -> dict:
+              progress: bool = False, clean: Optional[np.ndarray] = None, per_image: float = 1.0) -> dict:
     """All centres of a trained fingerprint: ``paper`` (last training steps), ``train`` (the
     final fingerprint's scores of its training images) and, when ``cfg.calibrate == "cv"``,
     ``cv`` (out-of-fold scores). Only the un-augmented residuals (the first occurrence of each
-    group) set the centres."""
+    group, or those marked in ``clean``: every tile of an un-perturbed image) set the centres,
+    except ``augmented``'s (with ``--augment``): the final fingerprint's scores of every training
+    residual, perturbed copies included, so that the threshold has seen recompressed images."""
     y = labels.numpy()
     g = np.arange(len(y)) if groups is None else np.asarray(groups)
-    _, first = np.unique(g, return_index=True)
-    clean = torch.from_numpy(np.sort(first))
+    if clean is None:
+        _, first = np.unique(g, return_index=True)
+        clean = torch.from_numpy(np.sort(first))
+    else:
+        clean = torch.from_numpy(np.flatnonzero(clean))
     det = Detector.from_state(state, cfg.centre_steps)
     cal: dict = {"paper": {"corr": list(centres(state.train_real, state.train_fake, cfg.centre_steps))},
                  "train": in_sample_centres(det, residuals[clean], y[clean.numpy()], cfg.max_shift),
                  "max_shift": cfg.max_shift}
+    if not bool(clean.numel() == len(y)):  # perturbed copies: centres that have seen JPEG, resizing, blur
+        cal["augmented"] = in_sample_centres(det, residuals, y, cfg.max_shift)
     if cfg.calibrate == "cv":
-        oof = out_of_fold_scores(residuals, labels, cfg, cfg.folds, device, g, progress)
+        oof = out_of_fold_scores(residuals, labels, cfg, cfg.folds, device, g, progress, per_image)
         # back from "fake direction" units to the raw scores of this fingerprint
         cal["cv"] = {s: [det.direction * c for c in class_centres(v[clean.numpy()], y[clean.numpy()])]
                      for s, v in oof.items()}

@@ -62,10 +62,18 @@ def out_of_fold_auc(ts: TrainingSet, cfg: DIFConfig, folds: int, device, progres
 
     cache = ts.cache
     scores = out_of_fold_scores(cache.residuals, cache.labels, replace(cfg, max_shift=0), folds, device, ts.groups,
-                                progress)["corr"]
-    _, first = np.unique(ts.groups, return_index=True)
-    y = cache.labels.numpy()[first]
-    return float(roc_auc_score(y, scores[first]))
+                                progress, len(cache.labels) / ts.units)["corr"]
+    y, s = per_image_scores(scores[ts.clean], cache.labels.numpy()[ts.clean], ts.groups[ts.clean])
+    return float(roc_auc_score(y, s))
+
+
+def per_image_scores(scores: np.ndarray, labels: np.ndarray, groups: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(labels, scores) per image: the mean score of each image's residuals (its tiles)."""
+    ids, inv = np.unique(groups, return_inverse=True)
+    s = np.bincount(inv, weights=scores) / np.bincount(inv)
+    y = np.zeros(len(ids), dtype=labels.dtype)
+    y[inv] = labels
+    return y, s
 
 
 def choose_extractor(paths: Sequence[Path], labels: Sequence[int], cfg: DIFConfig, device: torch.device,
@@ -81,7 +89,7 @@ def choose_extractor(paths: Sequence[Path], labels: Sequence[int], cfg: DIFConfi
         t0 = time.perf_counter()
         ext = build_extractor(spec, device)
         ts = training_residuals(paths, labels, ext, (cfg.crop, cfg.crop), augment=cfg.augment, reencode=cfg.reencode,
-                                seed=cfg.seed, device=device, progress=progress)
+                                seed=cfg.seed, device=device, progress=progress, tiles=cfg.tiles, grid=cfg.tile_grid)
         y = ts.cache.labels.numpy()[np.unique(ts.groups, return_index=True)[1]]
         fewest = min((y == 0).sum(), (y == 1).sum())
         if fewest == 0:
@@ -96,7 +104,7 @@ def choose_extractor(paths: Sequence[Path], labels: Sequence[int], cfg: DIFConfi
                 return fallback.spec, ts, report
             return fallback.spec, training_residuals(paths, labels, fallback, (cfg.crop, cfg.crop), augment=cfg.augment,
                                                      reencode=cfg.reencode, seed=cfg.seed, device=device,
-                                                     progress=progress), report
+                                                     progress=progress, tiles=cfg.tiles, grid=cfg.tile_grid), report
         auc = out_of_fold_auc(ts, replace(cfg, extractor=ext.spec), folds, device, progress)
         report["candidates"].append({"extractor": ext.spec, "auc": round(auc, 4),
                                      "seconds": round(time.perf_counter() - t0, 1)})

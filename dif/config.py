@@ -162,6 +162,12 @@ class DIFConfig:
                          ("--calibrate",), choices=("none", "cv"))
     folds: int = opt(5, "folds for --calibrate cv", ("--folds",), 2, 1000)
     max_shift: int = opt(8, "shift search range of the shift-tolerant score", ("--max-shift",), 0, 4096)
+    tiles: int = opt(1, "use up to N crop-sized tiles of each image, on the centre crop's phase (offsets a multiple of "
+                        "--tile-grid from it), to train (each tile a sample; an epoch still counts images) and to score "
+                        "(the mean of the tiles' scores); 1 = the centre crop only (the paper), 0 = every tile",
+                     ("--tiles",), 0, 4096)
+    tile_grid: int = opt(16, "tiles keep their offsets a multiple of this from the centre crop (a generator's trace "
+                             "whose period divides it keeps its phase)", ("--tile-grid",), 1, 4096)
 
     def validate(self) -> "DIFConfig":
         """Raise DIFError for values that cannot work (types, finiteness, ranges, the crop grid)."""

@@ -292,6 +292,25 @@ class ResidualCache:
         return len(self.paths)
 
 
+def run_in_chunks(extractor: torch.nn.Module, x: torch.Tensor, chunk: int = 16,
+                  device: str | torch.device = "cpu") -> torch.Tensor:
+    """``extractor`` over the rows of ``x`` a ``chunk`` at a time (the tiles of a large image
+    would otherwise hold every layer's activations of all of them at once)."""
+    with torch.no_grad():
+        return torch.cat([extractor(x[i:i + chunk].to(device)).float().cpu() for i in range(0, len(x), chunk)])
+
+
+def tile_prepare(crop: tuple[int, int], tiles: int = 1, grid: int = 16, allow_smaller: bool = False):
+    """The per-image preparation of a crop size and tile count: the centre crop (``tiles`` 1,
+    a 3 x h x w tensor) or up to ``tiles`` tiles on the centre crop's phase (0: every tile; a
+    T x 3 x h x w tensor)."""
+    from .crop import tile_stack
+
+    if tiles == 1:
+        return functools.partial(center_crop, size=crop, allow_smaller=allow_smaller)
+    return functools.partial(tile_stack, size=crop, grid=grid, limit=tiles, allow_smaller=allow_smaller)
+
+
 def compute_residuals(
     paths: Sequence[Path],
     labels: Sequence[int],
@@ -304,9 +323,12 @@ def compute_residuals(
     desc: str = "Residuals",
     allow_smaller: bool = False,
     workers: Optional[int] = 0,
+    tiles: int = 1,
+    grid: int = 16,
 ) -> ResidualCache:
-    """Decode, (optionally transform,) centre-crop and run the frozen extractor on every image,
-    once, keeping every residual (for training; evaluation streams scores instead).
+    """Decode, (optionally transform,) centre-crop (or tile: ``tile_prepare``) and run the frozen
+    extractor on every image, once, keeping every residual (for training; evaluation streams
+    scores instead). With tiles, an image gives one residual per tile, each listed under its path.
 
     Unreadable images, images smaller than the crop and images whose residual is not finite are
     skipped with a warning and listed in ``skipped``. With ``allow_smaller`` (a perturbation may
@@ -317,11 +339,12 @@ def compute_residuals(
     kept: list[int] = []
     skipped: Skipped = []
     out: list[torch.Tensor] = []
-    prepare = functools.partial(center_crop, size=crop, allow_smaller=allow_smaller)
+    prepare = tile_prepare(crop, tiles, grid, allow_smaller)
     for idx, (imgs,) in stream_images(paths, [prepare], transform, batch_size, workers, skipped, progress, desc):
         for pos, block in same_size_groups(imgs):
-            with torch.no_grad():
-                res = extractor(block.to(device)).float().cpu()
+            per = block.shape[1] if block.dim() == 5 else 1  # tiles per image in this block
+            flat = block.flatten(0, 1) if block.dim() == 5 else block
+            res = run_in_chunks(extractor, flat, 16, device).reshape(len(pos), per, *flat.shape[1:])
             finite = torch.isfinite(res.flatten(1)).all(dim=1)
             for j, ok in zip(pos, finite.tolist()):
                 if not ok:
@@ -330,8 +353,8 @@ def compute_residuals(
                     skipped.append((Path(paths[idx[j]]), msg))
             keep = [j for j, ok in zip(pos, finite.tolist()) if ok]
             if keep:
-                out.append(res[[pos.index(j) for j in keep]])
-                kept.extend(idx[j] for j in keep)
+                out.append(res[[pos.index(j) for j in keep]].flatten(0, 1))
+                kept.extend(idx[j] for j in keep for _ in range(per))
     if not out:
         res_all: torch.Tensor | list[torch.Tensor] = torch.empty(0, 3, *crop)
     elif len({tuple(o.shape[1:]) for o in out}) == 1:
@@ -346,24 +369,33 @@ def compute_residuals(
 @dataclass
 class TrainingSet:
     """Cached training residuals: clean images first, then ``augment`` perturbed copies of
-    each; ``groups`` ties every copy to its source image (for fold splits)."""
+    each; ``groups`` ties every residual (every tile of every copy) to its source image (for
+    fold splits), ``clean`` marks the residuals of the un-perturbed images, and ``units`` counts
+    the images and copies (what an epoch's batches are counted in, whatever the tiles)."""
 
     cache: ResidualCache
     groups: np.ndarray
+    clean: np.ndarray
+    units: int
 
 
 def training_residuals(paths: Sequence[Path], labels: Sequence[int], extractor: torch.nn.Module,
                        crop: tuple[int, int], augment: int = 0, reencode: Optional[str] = None, seed: int = 0,
-                       device: str | torch.device = "cpu", progress: bool = False) -> TrainingSet:
+                       device: str | torch.device = "cpu", progress: bool = False, tiles: int = 1,
+                       grid: int = 16) -> TrainingSet:
     """Residuals of the training images, computed once: each image (re-encoded first when
     ``reencode`` is given) plus ``augment`` randomly perturbed copies (JPEG, resize, blur, shift,
-    rotation; drawn reproducibly from ``seed``), all cropped to ``crop``."""
+    rotation; drawn reproducibly from ``seed``), all cropped to ``crop`` (or cut into up to
+    ``tiles`` tiles on the centre crop's phase, ``tile_prepare``)."""
     from .robustness import parse_reencode, random_augmentation
 
     base = parse_reencode(reencode)
-    clean = compute_residuals(paths, labels, extractor, crop, device=device, transform=base, progress=progress)
-    groups = [np.arange(len(clean))]
+    clean = compute_residuals(paths, labels, extractor, crop, device=device, transform=base, progress=progress,
+                              tiles=tiles, grid=grid)
+    image_id = {p: k for k, p in enumerate(dict.fromkeys(clean.paths))}
+    groups = [np.array([image_id[p] for p in clean.paths], dtype=np.int64)]
     blocks, all_labels, all_paths = [clean.residuals], [clean.labels], list(clean.paths)
+    units = len(image_id)
     rng = np.random.default_rng(seed + 4242)
 
     def augmented(x: torch.Tensor) -> torch.Tensor:
@@ -372,13 +404,16 @@ def training_residuals(paths: Sequence[Path], labels: Sequence[int], extractor: 
         scale = max(crop[0] / x.shape[-2], crop[1] / x.shape[-1]) * 1.01
         return random_augmentation(rng, scale)(x)
 
+    sources = list(image_id)
     for j in range(augment):
-        extra = compute_residuals(clean.paths, clean.labels.tolist(), extractor, crop, device=device,
-                                  transform=augmented, progress=progress, desc=f"Augmented copy {j + 1}/{augment}")
-        keep = {p: i for i, p in enumerate(clean.paths)}
+        extra = compute_residuals(sources, [int(clean.labels[clean.paths.index(p)]) for p in sources], extractor, crop,
+                                  device=device, transform=augmented, progress=progress,
+                                  desc=f"Augmented copy {j + 1}/{augment}", tiles=tiles, grid=grid)
         blocks.append(extra.residuals)
         all_labels.append(extra.labels)
         all_paths += extra.paths
-        groups.append(np.array([keep[p] for p in extra.paths], dtype=np.int64))
+        groups.append(np.array([image_id[p] for p in extra.paths], dtype=np.int64))
+        units += len(set(extra.paths))
+    is_clean = np.r_[np.ones(len(clean.paths), dtype=bool), np.zeros(len(all_paths) - len(clean.paths), dtype=bool)]
     cache = ResidualCache(all_paths, torch.cat(all_labels), torch.cat(blocks), clean.skipped)
-    return TrainingSet(cache, np.concatenate(groups))
+    return TrainingSet(cache, np.concatenate(groups), is_clean, units)

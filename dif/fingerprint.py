@@ -86,6 +86,14 @@ def nearest_centre(corr: np.ndarray | torch.Tensor, mu_real: float, mu_fake: flo
     return (np.abs(c - mu_fake) < np.abs(c - mu_real)).astype(np.int64)
 
 
+def epoch_steps(n_residuals: int, per_image: float, batch_size: int) -> Optional[int]:
+    """Batches per epoch when each image gives ``per_image`` residuals (tiles): as many as the
+    images alone would give; None (every batch) for one residual per image."""
+    if per_image <= 1:
+        return None
+    return max(1, math.ceil(n_residuals / per_image / batch_size))
+
+
 def fixed_noise(cfg: DIFConfig, height: int, width: int, generator: torch.Generator) -> torch.Tensor:
     """The U-Net's fixed input: noise_scale * U[0, 1), 1 x in_channels x H x W."""
     return cfg.noise_scale * torch.rand((1, cfg.in_channels, height, width), generator=generator)
@@ -122,12 +130,15 @@ def train_fingerprint(
     device: str | torch.device = "cpu",
     on_epoch_end: Optional[Callable[[TrainState], None]] = None,
     progress: bool = False,
+    steps_per_epoch: Optional[int] = None,
 ) -> TrainState:
     """Train a DIF fingerprint on cached residuals (N x 3 x H x W) with labels (0 real, 1 fake).
 
     The residuals are fixed: the extractor never runs here. Everything random (U-Net weights,
     the input noise, its jitter, batch order, alpha) comes from ``cfg.seed``.
     ``on_epoch_end(state)`` is called after each epoch (checkpointing lives with the caller).
+    ``steps_per_epoch`` caps an epoch's batches (tiles: an epoch counts images, not tiles, so
+    that more tiles mean more varied batches at the same cost, not more steps).
     """
     from tqdm.auto import tqdm
 
@@ -149,7 +160,8 @@ def train_fingerprint(
 
     bar = tqdm(range(1, cfg.epochs + 1), desc="Training DIF", disable=not progress, dynamic_ncols=True)
     for epoch in bar:
-        for idx in make_batches(len(residuals), cfg.batch_size, gen):
+        batches = make_batches(len(residuals), cfg.batch_size, gen)
+        for idx in batches[:steps_per_epoch] if steps_per_epoch else batches:
             r = res_dev[idx.to(device)]
             y = lab_dev[idx.to(device)]
             if cfg.alpha < 1.0:

@@ -36,3 +36,15 @@ def binary_metrics(scores: Sequence[float], labels: Sequence[int], threshold: fl
         "n_fake": int(fake.sum()),
         "threshold": float(threshold),
     }
+
+
+def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """95% (z = 1.96) Wilson score interval of a proportion: sensible at 0 / n and n / n, where
+    the normal approximation collapses to a point."""
+    if n <= 0:
+        return float("nan"), float("nan")
+    p = successes / n
+    den = 1 + z * z / n
+    mid = (p + z * z / (2 * n)) / den
+    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / den
+    return float(max(0.0, mid - half)), float(min(1.0, mid + half))

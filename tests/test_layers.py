@@ -18,7 +18,7 @@ FAMILIES = {
     "deepfeaturex": {"dif.deepfeaturex"},
     "artificial": {"dif.artificial"},
 }
-HARNESS = {"dif.evaluate", "dif.distributed"}
+HARNESS = {"dif.evaluate", "dif.distributed", "dif.lineage"}  # lineage streams images through evaluate
 
 
 def module_name(path: Path) -> str:

@@ -117,3 +117,25 @@ def test_noise_and_fractional_crop():
     for bad in ("noise2", "crop0", "crop1.5"):
         with pytest.raises(DIFError):
             get_perturbation(bad)
+
+
+def test_augmented_centres_are_written_with_augment_and_asked_for_by_name(tmp_path, scripts, capsys):
+    import json
+
+    from dif.cli import run_main
+
+    data = make_dataset(tmp_path / "d", n=6)
+    base = ["--epochs", "2", "--crop", "64", "--batch", "8", "--denoiser", "highpass", "--quiet"]
+    assert run_main(scripts.train.main, [str(data), str(tmp_path / "aug"), *base, "--augment", "1"]) == 0
+    assert run_main(scripts.train.main, [str(data), str(tmp_path / "plain"), *base, "--augment", "0"]) == 0
+    cal = json.loads((tmp_path / "aug" / "calibration.json").read_text())
+    assert set(cal["augmented"]) == {"corr", "shift"} and cal["augmented"]["corr"] != cal["train"]["corr"]
+    assert "augmented" not in json.loads((tmp_path / "plain" / "calibration.json").read_text())
+    out = tmp_path / "m.json"
+    assert run_main(scripts.eval.main, [str(tmp_path / "aug"), str(data), "--centres", "augmented", "--json", str(out),
+                                        "--quiet"]) == 0
+    m = json.loads(out.read_text())
+    assert m["mu_real"] == pytest.approx(cal["augmented"]["corr"][0]) and m["mu_fake"] == pytest.approx(cal["augmented"]["corr"][1])
+    capsys.readouterr()
+    assert run_main(scripts.eval.main, [str(tmp_path / "plain"), str(data), "--centres", "augmented", "--quiet"]) == 2
+    assert "--augment" in capsys.readouterr().err

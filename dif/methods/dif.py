@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import logging
 import os
@@ -19,12 +18,12 @@ from ..atomic import write_text_atomic
 from ..calibration import calibrate, choose_centres, load_calibration, save_calibration
 from ..checkpoint import checkpoint_path, load_fingerprint_dir, save_checkpoint
 from ..config import DIFConfig
-from ..data import center_crop, draw_subset, training_residuals
+from ..data import draw_subset, run_in_chunks, tile_prepare, training_residuals
 from ..detect import Detector
 from ..errors import DIFError, shown
 from ..extractors import DEFAULT_EXTRACTOR, ResidualExtractor, build_extractor, extractor_identity, same_extractor
 from ..extractors.base import PRECISIONS
-from ..fingerprint import TrainState, train_fingerprint
+from ..fingerprint import TrainState, epoch_steps, train_fingerprint
 from ..robustness import parse_reencode
 from .base import Method
 
@@ -55,6 +54,7 @@ class DIFMethod(Method):
         self.train_files: dict = {}
         self.extractor_choice: dict = {}  # --denoiser auto: every candidate's out-of-fold AUC
         self.device = torch.device("cpu")
+        self.tiles = config.tiles  # scoring: as trained unless eval's --tiles says otherwise
 
     # ---------------------------------------------------------------- building and files
     @classmethod
@@ -96,7 +96,7 @@ class DIFMethod(Method):
                       extractor.spec, cfg.crop, device)
             ts = training_residuals(real + fake, [0] * len(real) + [1] * len(fake), extractor, (cfg.crop, cfg.crop),
                                     augment=cfg.augment, reencode=cfg.reencode, seed=cfg.seed, device=device,
-                                    progress=progress)
+                                    progress=progress, tiles=cfg.tiles, grid=cfg.tile_grid)
         cache = ts.cache
         t_res = time.perf_counter() - t0
         n_real, n_fake = int((cache.labels == 0).sum()), int((cache.labels == 1).sum())
@@ -117,11 +117,13 @@ class DIFMethod(Method):
                 save_checkpoint(checkpoint_path(workdir, state.epoch), state, cfg.extractor)
 
         t1 = time.perf_counter()
+        per_image = len(cache.labels) / ts.units  # tiles: an epoch counts images, not tiles
         state = train_fingerprint(cache.residuals, cache.labels, cfg, device=device, on_epoch_end=on_epoch_end,
-                                  progress=progress)
+                                  progress=progress, steps_per_epoch=epoch_steps(len(cache.labels), per_image,
+                                                                                 cfg.batch_size))
         t_train = time.perf_counter() - t1
         self.calibration = calibrate(state, cfg, cache.residuals, cache.labels, ts.groups, device=device,
-                                     progress=progress)
+                                     progress=progress, clean=ts.clean, per_image=per_image)
         self.state = state
         self.detector = replace(Detector.from_state(state, cfg.centre_steps), max_shift=cfg.max_shift)
         self.reencode_name = cfg.reencode
@@ -177,16 +179,19 @@ class DIFMethod(Method):
                        help="corr: the paper's correlation; shift: best correlation over circular shifts (FFT)")
         g.add_argument("--max-shift", type=int, default=None,
                        help="shift search range for --score shift (default: as trained, 8)")
-        g.add_argument("--centres", default="auto", choices=["auto", "paper", "train", "cv"],
+        g.add_argument("--centres", default="auto", choices=["auto", "paper", "train", "augmented", "cv"],
                        help="decision centres: paper (last training steps), train (final fingerprint on its training "
-                            "images), cv (out-of-fold, from train_dif.py --calibrate cv); auto: paper for corr, "
-                            "cv or train for shift")
+                            "images), augmented (the same with the perturbed copies of --augment), cv (out-of-fold, "
+                            "from train_dif.py --calibrate cv); auto: paper for corr, cv or train for shift")
         g.add_argument("--precision", default="fp32", choices=list(PRECISIONS),
                        help="arithmetic of the residual extractor: fp32 (the exact reference), or bf16 (the DnCNN "
                             "with BatchNorm folded, in bfloat16: about 4x faster on a CPU with AMX / AVX512-BF16, "
                             "but it moved held-out AUCs by up to 0.08: see docs/speed_memory.md)")
         g.add_argument("--reencode", default=None, metavar="jpeg:Q|png|none",
                        help="re-encode every image first (default: what the fingerprint was trained with)")
+        g.add_argument("--tiles", type=int, default=None, metavar="N",
+                       help="score an image by the mean over up to N crop-sized tiles on the centre crop's phase (0: "
+                            "every tile; 1: the centre crop; default: as trained)")
 
     @classmethod
     def load(cls, folder: Path, epoch: Optional[int] = None, options: Optional[argparse.Namespace] = None,
@@ -215,6 +220,10 @@ class DIFMethod(Method):
             reencode = cfg.reencode
         m.reencode_name = "" if reencode in ("", "none") else reencode
         parse_reencode(m.reencode_name or None)
+        tiles = _option(options, "tiles")
+        if tiles is not None and not 0 <= tiles <= 4096:
+            raise DIFError(f"--tiles must be in [0, 4096] (got {tiles})")
+        m.tiles = int(cfg.tiles if tiles is None else tiles)
         return m
 
     # ---------------------------------------------------------------- scoring
@@ -229,22 +238,35 @@ class DIFMethod(Method):
         return self.detector.oriented_threshold
 
     def prepare_key(self, allow_smaller: bool) -> Hashable:
-        return ("centre-crop", self.crop, allow_smaller)
+        if self.tiles == 1:
+            return ("centre-crop", self.crop, allow_smaller)
+        return ("tiles", self.crop, self.tiles, self.config.tile_grid, allow_smaller)
 
     def prepare(self, allow_smaller: bool) -> Callable[[torch.Tensor], torch.Tensor]:
-        return functools.partial(center_crop, size=self.crop, allow_smaller=allow_smaller)
+        return tile_prepare(self.crop, self.tiles, self.config.tile_grid, allow_smaller)
 
     def feature_key(self) -> Hashable:
         assert self.extractor is not None
         return ("residual", extractor_identity(self.extractor.spec), self.extractor.precision)
 
     def features(self, batch: torch.Tensor) -> torch.Tensor:
+        """Residuals: N x 3 x h x w, or N x T x 3 x h x w for T tiles per image."""
         assert self.extractor is not None
+        if batch.dim() == 5:
+            n, t = batch.shape[:2]
+            res = run_in_chunks(self.extractor, batch.flatten(0, 1), 16, self.device)
+            return res.reshape(n, t, *res.shape[1:])
         with torch.no_grad():
             return self.extractor(batch.to(self.device)).float()
 
     def score_features(self, features: torch.Tensor) -> np.ndarray:
+        """One score per image: a tiled image's is the mean of its tiles' (the noise of one tile's
+        correlation averages out; the fingerprint's trace, present in every tile, does not)."""
         assert self.detector is not None
+        if features.dim() == 5:
+            n, t = features.shape[:2]
+            per_tile = self.detector.correlate(features.flatten(0, 1)).reshape(n, t)
+            return self.detector.oriented(per_tile.mean(axis=1))
         return self.detector.oriented(self.detector.correlate(features))
 
     def input_transform(self):
@@ -262,7 +284,8 @@ class DIFMethod(Method):
     def info(self) -> dict:
         assert self.detector is not None and self.extractor is not None
         return {"checkpoint": str(self.path), "extractor": self.extractor.spec, "score": self.detector.score,
-                "centres": self.centres_method, "reencode": self.reencode_name, "precision": self.extractor.precision}
+                "centres": self.centres_method, "reencode": self.reencode_name, "precision": self.extractor.precision,
+                "tiles": self.tiles}
 
     def summary_line(self) -> str:
         d = self.detector
@@ -270,12 +293,14 @@ class DIFMethod(Method):
         return (f"Fingerprint {shown(self.path) if self.path else '(in memory)'} | extractor {self.extractor.spec} | score {d.score} | centres "
                 f"{self.centres_method}: real {d.mu_real:.5f}, fake {d.mu_fake:.5f}"
                 + (f" | re-encoded {self.reencode_name}" if self.reencode_name else "")
-                + (f" | {self.extractor.precision}" if self.extractor.precision != "fp32" else ""))
+                + (f" | {self.extractor.precision}" if self.extractor.precision != "fp32" else "")
+                + (f" | tiles {self.tiles or 'all'}" if self.tiles != 1 else ""))
 
     def digest(self) -> str:
         import hashlib
 
-        return hashlib.sha256((super().digest() + repr(self.feature_key()) + str(self.detector.max_shift)).encode()
+        return hashlib.sha256((super().digest() + repr(self.feature_key()) + str(self.detector.max_shift)
+                               + ("" if self.tiles == 1 else f"tiles{self.tiles}/{self.config.tile_grid}")).encode()
                               ).hexdigest()[:16]
 
     def histogram_marks(self) -> dict[str, float]:
