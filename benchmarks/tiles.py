@@ -100,7 +100,9 @@ def main(argv=None) -> int:
     p.add_argument("--augment", type=int_in(0, 0), default=0, help="only 0: the comparison isolates the tiles")
     p.add_argument("--epochs", type=int_in(1, 10**5), default=100)
     p.add_argument("--ae-steps", type=int_in(1, 10**6), default=800)
-    p.add_argument("--seed", type=int_in(0, 2**31), default=0)
+    p.add_argument("--seed", type=int_in(0, 2**31), default=0, help="seed of the data set (and the first fingerprint)")
+    p.add_argument("--seeds", type=int_in(1, 100), default=3, help="fingerprints trained per tile count (seeds seed, "
+                                                                   "seed + 1, ...): one training is one noisy draw")
     p.add_argument("--overwrite", action="store_true")
     p.add_argument("--figure", type=Path, default=None, help="also copy the figure here")
     args = p.parse_args(argv)
@@ -120,7 +122,7 @@ def main(argv=None) -> int:
         find_labelled(args.data / "test")
     t0 = time.perf_counter()
     record: dict = {"crop": args.crop, "tiles": counts, "denoiser": args.denoiser, "epochs": args.epochs,
-                    "conditions": conditions, "seed": args.seed}
+                    "conditions": conditions, "seed": args.seed, "seeds": args.seeds}
     with RunFolder(args.out, args.overwrite, lambda n: n in ("data", "results.json", "tiles.png"), what="--out") as run:
         data = args.data
         if data is None:
@@ -140,41 +142,39 @@ def main(argv=None) -> int:
         record["tiles_per_test_image"] = tiles_per
         print(f"residuals of every tile: {len(tr.paths)} train tiles ({n_train_img} images), "
               + ", ".join(f"{c} {len(te[c].paths)}" for c in conditions) + f"; {time.perf_counter() - t0:.0f} s", flush=True)
-        cfg = DIFConfig(epochs=args.epochs, crop=args.crop, extractor=ext.spec, augment=0, seed=args.seed)
-        fps = {}
+        fps: dict = {}
         for n in counts:
             idx, _ = per_image(tr, n)
             rows = torch.tensor([k for r in idx for k in r])
-            state = train_fingerprint(tr.residuals[rows], tr.labels[rows], cfg,
-                                      steps_per_epoch=epoch_steps(len(rows), len(rows) / len(idx), cfg.batch_size))
-            fps[n] = Detector.from_state(state, cfg.centre_steps)
+            for k in range(args.seeds):
+                cfg = DIFConfig(epochs=args.epochs, crop=args.crop, extractor=ext.spec, augment=0, seed=args.seed + k)
+                state = train_fingerprint(tr.residuals[rows], tr.labels[rows], cfg,
+                                          steps_per_epoch=epoch_steps(len(rows), len(rows) / len(idx), cfg.batch_size))
+                fps[n, k] = Detector.from_state(state, cfg.centre_steps)
+            print(f"trained {args.seeds} fingerprint(s) on {n or 'all'} tile(s) per image; "
+                  f"{time.perf_counter() - t0:.0f} s", flush=True)
         results = []
-        for train_n in counts:
-            det = fps[train_n]
+        for (train_n, k), det in fps.items():
             for c in conditions:
                 corr = det.correlate(te[c].residuals)
                 for score_n in counts:
                     if train_n != score_n and train_n != counts[0]:
-                        continue  # every N trained and scored alike, and the first N's fingerprint scored with each N
+                        continue  # every N trained and scored alike, and the first N's fingerprints scored with each N
                     idx, labels = per_image(te[c], score_n)
                     s = np.array([corr[r].mean() for r in idx])
                     m = binary_metrics(det.oriented(s), labels, det.oriented_threshold)
                     px = float(np.mean([len(r) for r in idx])) * args.crop ** 2
-                    results.append({"train_tiles": train_n, "score_tiles": score_n, "condition": c,
+                    results.append({"train_tiles": train_n, "score_tiles": score_n, "seed": args.seed + k, "condition": c,
                                     "accuracy": m["accuracy"], "auc": m["auc"], "pixels_per_image": px})
         record["results"] = results
         record["seconds"] = round(time.perf_counter() - t0, 1)
         _figure(record, run.tmp / "tiles.png")
         write_text_atomic(run.tmp / "results.json", json.dumps(record, indent=1) + "\n")
         run.commit()
-    print("train tiles, score tiles: accuracy / AUC per condition (mean pixels per image of the clean test images)")
-    for tn in counts:
-        for sn in counts:
-            rows = [r for r in record["results"] if r["train_tiles"] == tn and r["score_tiles"] == sn]
-            if rows:
-                print(f"  {tn or 'all':>4} {sn or 'all':>4}  " + "  ".join(f"{r['condition']} {r['accuracy']:.3f}/{r['auc']:.3f}"
-                                                                     for r in rows)
-                      + f"  ({rows[0]['pixels_per_image'] / 1e3:.0f} kpx)")
+    print(f"train tiles, score tiles: accuracy / AUC per condition, mean (sd) over {args.seeds} fingerprint(s)")
+    for tn, sn, c, acc, acc_sd, auc, auc_sd, px in summary(record):
+        print(f"  {tn or 'all':>4} {sn or 'all':>4}  {c:<10} {acc:.3f} ({acc_sd:.3f}) / {auc:.3f} ({auc_sd:.3f})  "
+              f"{px / 1e3:.0f} kpx")
     if args.figure:
         import shutil
 
@@ -182,6 +182,19 @@ def main(argv=None) -> int:
         shutil.copy(args.out / "tiles.png", args.figure)
     print(f"{record['seconds']:.0f} s; wrote {args.out}")
     return 0
+
+
+def summary(record: dict) -> list[tuple]:
+    """(train tiles, score tiles, condition, accuracy mean, sd, AUC mean, sd, pixels) over seeds."""
+    out = []
+    keys = sorted({(r["train_tiles"] or 10**6, r["score_tiles"] or 10**6, r["condition"]) for r in record["results"]},
+                  key=lambda t: (t[0], t[1], record["conditions"].index(t[2])))
+    for tn, sn, c in keys:
+        tn, sn = tn % 10**6, sn % 10**6
+        rows = [r for r in record["results"] if r["train_tiles"] == tn and r["score_tiles"] == sn and r["condition"] == c]
+        acc, auc = np.array([r["accuracy"] for r in rows]), np.array([r["auc"] for r in rows])
+        out.append((tn, sn, c, acc.mean(), acc.std(), auc.mean(), auc.std(), rows[0]["pixels_per_image"]))
+    return out
 
 
 def _figure(record: dict, path: Path) -> None:
@@ -192,14 +205,15 @@ def _figure(record: dict, path: Path) -> None:
     first = record["tiles"][0]
     for k, metric in enumerate(("accuracy", "auc")):
         ax = axes[k]
+        rows = summary(record)
+        col = 3 if metric == "accuracy" else 5
         for j, c in enumerate(record["conditions"]):
-            same = sorted((r["pixels_per_image"], r[metric]) for r in record["results"]
-                          if r["condition"] == c and r["train_tiles"] == r["score_tiles"])
-            only = sorted((r["pixels_per_image"], r[metric]) for r in record["results"]
-                          if r["condition"] == c and r["train_tiles"] == first)
-            ax.plot([p[0] / 1e3 for p in same], [p[1] for p in same], "o-", color=f"C{j}", label=f"{c}: trained and scored on N")
-            ax.plot([p[0] / 1e3 for p in only], [p[1] for p in only], "x--", color=f"C{j}", alpha=0.6,
-                    label=f"{c}: trained on {first or 'all'}, scored on N")
+            same = sorted((r[7], r[col], r[col + 1]) for r in rows if r[2] == c and r[0] == r[1])
+            only = sorted((r[7], r[col], r[col + 1]) for r in rows if r[2] == c and r[0] == first)
+            ax.errorbar([p[0] / 1e3 for p in same], [p[1] for p in same], yerr=[p[2] for p in same], fmt="o-",
+                        color=f"C{j}", label=f"{c}: trained and scored on N", capsize=2)
+            ax.errorbar([p[0] / 1e3 for p in only], [p[1] for p in only], yerr=[p[2] for p in only], fmt="x--",
+                        color=f"C{j}", alpha=0.6, label=f"{c}: trained on {first or 'all'}, scored on N", capsize=2)
         ax.set_xscale("log")
         from matplotlib.ticker import NullFormatter, ScalarFormatter
 
@@ -210,7 +224,7 @@ def _figure(record: dict, path: Path) -> None:
         ax.set_ylim(0.3 if metric == "accuracy" else 0.0, 1.01)
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=6)
-    fig.suptitle("DIF on whole images: tiles on the centre crop's phase", fontsize=9)
+    fig.suptitle(f"DIF on whole images: tiles on the centre crop's phase (mean, sd over {record['seeds']} fingerprints)", fontsize=9)
     fig.tight_layout()
     _save(fig, path)
 
