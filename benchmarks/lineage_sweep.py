@@ -6,8 +6,9 @@ Each replicate r (one seed) trains, on random crops of ../shared/data (``dif.gen
   U   upconv (nearest up-sampling + 3x3)  on A                                   a parent
   Q   dcgan  on D = the CNNDetection real photos (colour)                       a stranger of other data
   V   upconv on D                                                                a stranger of other data
-  P>k, U>k: each parent fine-tuned on B = bsd68 + live1 (new content, colour) for k steps, for each
-            k of --finetune (one chain: each depth continues from the previous)
+  P>k, U>k: each parent fine-tuned on B = bsd68 + live1 (new content, colour; --child-data bsd68: the
+            grey BSD68 alone) for k steps, for each k of --finetune (one chain: each depth continues
+            from the previous)
 Each parent gets a DIF fingerprint (train_dif.py: real crops of train400[300:], which no generator
 saw, against the parent's samples). Every fingerprint then scores new samples of every model of
 every replicate, and new real crops.
@@ -150,6 +151,9 @@ def main(argv=None) -> int:
     p.add_argument("--size", type=int, default=32, choices=[32, 64], help="image size")
     p.add_argument("--steps", type=int_in(1, 10**7), default=800, help="training steps of P, U, Q, V")
     p.add_argument("--finetune", default="25,100,300", help="fine-tuning depths of the children (steps)")
+    p.add_argument("--child-data", choices=["bsd68+live1", "bsd68"], default="bsd68+live1",
+                   help="what the children are fine-tuned on: new photos with colour (a shift of content and kind), or "
+                        "the grey BSD68 photos only (new content, the parent's kind)")
     p.add_argument("--crops", type=int_in(64, 10**7), default=4000, help="training crops per data set")
     p.add_argument("--images", type=int_in(4, 10**5), default=64, help="images per class to train each fingerprint, "
                                                                        "and new images per model to test")
@@ -189,7 +193,8 @@ def main(argv=None) -> int:
     train400 = list_images(nat / "train400")
     S, n = args.size, args.images
     photos_a = [load_image(q) for q in train400[:300]]
-    photos_b = [load_image(q) for q in list_images(nat / "bsd68") + list_images(nat / "live1")]
+    photos_b = [load_image(q) for q in list_images(nat / "bsd68") + (list_images(nat / "live1")
+                                                                    if args.child_data == "bsd68+live1" else [])]
     photos_d = [load_image(q) for g in sorted(cnn.iterdir()) if (g / "0_real").is_dir() for q in list_images(g / "0_real")]
     A = random_crops(photos_a, S, args.crops, 1)    # the same crops for every replicate: a sibling shares the data
     B = random_crops(photos_b, S, args.crops, 2)
@@ -199,6 +204,7 @@ def main(argv=None) -> int:
     progress = not args.quiet and sys.stderr.isatty()
     record: dict = {"seeds": seeds, "size": S, "steps": args.steps, "finetune": finetune, "crops": args.crops, "images": n,
                     "epochs": args.epochs, "denoiser": args.denoiser, "alpha": args.alpha, "conditions": conditions,
+                    "child_data": args.child_data,
                     "device": str(device), "decision": "mean oriented score, rank test, pool = other replicates",
                     "models": {}}
     arch = {"P": "dcgan", "U": "upconv", "Q": "dcgan", "V": "upconv"}

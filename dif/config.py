@@ -162,9 +162,10 @@ class DIFConfig:
                          ("--calibrate",), choices=("none", "cv"))
     folds: int = opt(5, "folds for --calibrate cv", ("--folds",), 2, 1000)
     max_shift: int = opt(8, "shift search range of the shift-tolerant score", ("--max-shift",), 0, 4096)
-    tiles: int = opt(1, "use up to N crop-sized tiles of each image, on the centre crop's phase (offsets a multiple of "
+    tiles: int = opt(0, "use up to N crop-sized tiles of each image, on the centre crop's phase (offsets a multiple of "
                         "--tile-grid from it), to train (each tile a sample; an epoch still counts images) and to score "
-                        "(the mean of the tiles' scores); 1 = the centre crop only (the paper), 0 = every tile",
+                        "(the mean of the tiles' scores); 0 = every tile (an image under two crops a side gives its "
+                        "centre crop alone), 1 = the centre crop only (the paper)",
                      ("--tiles",), 0, 4096)
     tile_grid: int = opt(16, "tiles keep their offsets a multiple of this from the centre crop (a generator's trace "
                              "whose period divides it keeps its phase)", ("--tile-grid",), 1, 4096)
@@ -198,7 +199,9 @@ class DIFConfig:
         if not isinstance(d, dict):
             raise DIFError(f"{where}: expected a JSON object, got {type(d).__name__}")
         names = {f.name for f in dataclasses.fields(cls)}
-        cfg = cls(**{k: v for k, v in d.items() if k in names})
+        values = {k: v for k, v in d.items() if k in names}
+        values.setdefault("tiles", 1)  # saved before tiles existed: trained on the centre crop, so scored on it
+        cfg = cls(**values)
         validate_fields(cfg, where=f"{where}: ")
         return cfg
 
@@ -238,7 +241,7 @@ def config_from_authors(h: dict[str, Any], where: str = "train_hypers.pt") -> DI
         alpha=get("Alpha", 1.0, float), boost=get("Boost", False, bool), checkpoint_every=get("Factor", 5, int),
         margin=get("Margin", 0.01, float), in_channels=get("Inp. Channel", 16, int),
         out_channels=get("Out. Channel", 3, int), width=get("Arch.", 32, int), depth=get("Depth", 4, int),
-        noise_std=get("Noise STD", 0.03, float), extractor="unknown (authors' DnCNN)",
+        noise_std=get("Noise STD", 0.03, float), extractor="unknown (authors' DnCNN)", tiles=1,
     )
     validate_fields(cfg, where=f"{where}: ")
     return cfg

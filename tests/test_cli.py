@@ -412,7 +412,7 @@ def test_auto_stops_when_no_candidate_can_win_and_keeps_the_tie_band(tiny_data, 
     from dif.data import find_labelled
 
     data = find_labelled(tiny_data)
-    cfg = DIFConfig(crop=32, epochs=1, augment=0)
+    cfg = DIFConfig(crop=32, epochs=1, augment=0, tiles=1)
     cands = ("highpass", "highpass:2", "wavelet-dwt")
 
     def scripted(values):

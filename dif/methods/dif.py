@@ -160,7 +160,7 @@ class DIFMethod(Method):
     def from_state(cls, state: TrainState, extractor: str, config: Optional[DIFConfig] = None,
                    device: str | torch.device = "cpu") -> "DIFMethod":
         """A method around a fingerprint in memory (its paper centres, the given extractor)."""
-        m = cls(config or DIFConfig(extractor=extractor))
+        m = cls(config or DIFConfig(extractor=extractor, tiles=1))
         m.state, m.device = state, torch.device(device)
         m.detector = Detector.from_state(state, m.config.centre_steps)
         m.extractor = build_extractor(extractor, device)
@@ -197,7 +197,7 @@ class DIFMethod(Method):
     def load(cls, folder: Path, epoch: Optional[int] = None, options: Optional[argparse.Namespace] = None,
              device: str | torch.device = "cpu") -> "DIFMethod":
         loaded = load_fingerprint_dir(folder, epoch)
-        cfg = loaded.config or DIFConfig(extractor="unknown (authors' DnCNN)")
+        cfg = loaded.config or DIFConfig(extractor="unknown (authors' DnCNN)", tiles=1)  # theirs: the centre crop
         m = cls(cfg)
         m.path, m.state, m.device = loaded.path, loaded.state, torch.device(device)
         try:
