@@ -33,7 +33,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-KINDS = ("child", "sibling", "sibling's child", "other architecture", "other architecture's child",
+KINDS = ("self", "child", "sibling", "sibling's child", "other architecture", "other architecture's child",
          "other data, same architecture", "other data, other architecture")
 
 
@@ -76,9 +76,7 @@ def evaluate_pairs(stats: dict, models: list[tuple[int, str, int]], parents: lis
     rows = []
     for par in parents:
         for mod in models:
-            rel = relation(par, mod)
-            if rel == "self":
-                continue
+            rel = relation(par, mod)  # "self": the parent's own new images, the decision's positive control
             reps = pool_replicates(par[0], mod[0], seeds)
             pool = [m for m in models if m[0] in reps]
             vals = [stats[par][m] for m in pool]
@@ -282,7 +280,8 @@ def main(argv=None) -> int:
                     aucs[par][m] = binary_metrics(np.r_[real[pname[par]], v], lab, 0.0)["auc"]
             rows = evaluate_pairs(stats, models, parents, seeds, args.alpha)
             record["results"][cond] = {"rates": summarise(rows, args.alpha), "auc": auc_table(aucs, models, parents),
-                                       "pairs": rows, "shared_recipe": shared_recipe(rows, finetune)}
+                                       "pairs": rows, "shared_recipe": shared_recipe(rows, finetune),
+                                       "statistics": {pname[par]: {tag(m): stats[par][m] for m in models} for par in parents}}
             print(f"[{cond}] scored, {time.perf_counter() - t_all:.0f} s so far", flush=True)
         figs = out / "figures"
         figs.mkdir(parents=True, exist_ok=True)
@@ -338,7 +337,7 @@ def _figure(record: dict, path: Path) -> None:
     conds = record["conditions"]
     fig, axes = plt.subplots(2, len(conds), figsize=(5 * len(conds), 6.4), squeeze=False)
     steps = [0] + record["finetune"]
-    x0 = record["finetune"][0] / 3
+    x0 = float(f"{record['finetune'][0] / 3:.2g}")
     x = {k: (k if k else x0) for k in steps}
     lines = [("child", "self", "the parent's own children", "C0"), ("sibling's child", "sibling", "sibling (same recipe)", "C1"),
              ("other architecture's child", "other architecture", "other architecture, same data", "C2")]

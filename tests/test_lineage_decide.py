@@ -127,12 +127,12 @@ def test_lineage_sweep_tiny(shared_data, tmp_path):
     assert res["conditions"] == ["clean", "jpeg90"] and len(res["models"]) == 3 * 8
     for cond in res["conditions"]:
         rows = res["results"][cond]["pairs"]
-        assert len(rows) == 6 * (24 - 1)  # every parent against every other model
+        assert len(rows) == 6 * 24  # every parent against every model, its own new images included (the control)
         assert {r["pool"] for r in rows} == {8}  # one other replicate's models, never the candidate's or the parent's
         kids = [r for r in rows if r["relation"] == "child"]
         assert len(kids) == 6 * 2 and all(r["candidate"].startswith(r["parent"] + ">") for r in kids)
         rates = {(d["relation"], d["steps"]) for d in res["results"][cond]["rates"]}
-        assert ("sibling", 0) in rates and ("other data, other architecture", 0) in rates
+        assert ("self", 0) in rates and ("sibling", 0) in rates and ("other data, other architecture", 0) in rates
     assert (out / "figures" / "lineage_sweep.png").stat().st_size > 1000
     bad = subprocess.run(cmd[:4] + ["--seeds", "0,1"] + cmd[6:], capture_output=True, text=True, timeout=60, env=env)
     assert bad.returncode == 2 and "at least 3" in bad.stderr and "Traceback" not in bad.stderr
