@@ -62,3 +62,29 @@ def select(available: dict, spec: str, flag: str, what: str = "generators") -> d
         raise DIFError(f"{flag} {spec}: no such {what}: {', '.join(unknown) or '(none named)'} "
                        f"(known: {', '.join(available) or 'none'})")
     return {k: v for k, v in available.items() if k in wanted}
+
+
+def train_fingerprint_quietly(out, name: str, crop: int, epochs: int, batch: int, denoiser: str, augment: int,
+                              seed: int, device: str) -> float:
+    """``train_dif.py out/data/train/NAME out/fingerprints/NAME`` as a user would run it, its
+    printout kept in out/fingerprints/NAME.log; the seconds it took (DIFError if it failed)."""
+    import contextlib
+    import sys
+    import time
+
+    from dif.errors import DIFError
+
+    sys.path.insert(0, str(ROOT))
+    import train_dif
+
+    t = time.perf_counter()
+    log_file = out / "fingerprints" / f"{name}.log"
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    with log_file.open("w") as fh, contextlib.redirect_stdout(fh):
+        rc = train_dif.main([str(out / "data" / "train" / name), str(out / "fingerprints" / name), "--crop", str(crop),
+                             "--epochs", str(epochs), "--batch", str(batch), "--denoiser", denoiser, "--augment",
+                             str(augment), "--seed", str(seed), "--checkpoint-every", str(epochs), "--device", device,
+                             "--quiet"])
+    if rc:
+        raise DIFError(f"train_dif.py failed for {name}")
+    return time.perf_counter() - t

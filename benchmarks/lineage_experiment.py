@@ -17,7 +17,6 @@ fingerprint's AUC on the child's samples and the similarity of the child's own f
 """
 from __future__ import annotations
 
-import contextlib
 import json
 import sys
 import time
@@ -42,7 +41,7 @@ def main(argv=None) -> int:
     import numpy as np
     import torch
 
-    from _common import shared_data
+    from _common import shared_data, train_fingerprint_quietly
     from dif.atomic import RunFolder, write_text_atomic
     from dif.cli import Parser, int_in, resolve_device
     from dif.data import list_images, load_image
@@ -82,9 +81,6 @@ def main(argv=None) -> int:
     data = shared_data()
     if data is None:
         raise DIFError("../shared/data not found (set DIF_SHARED_DATA)")
-    sys.path.insert(0, str(ROOT))
-    import train_dif
-
     t_all = time.perf_counter()
     nat = data / "natural"
     train400 = list_images(nat / "train400")
@@ -145,17 +141,9 @@ def main(argv=None) -> int:
 
         # DIF fingerprints, trained as a user would
         for idx, name in enumerate(sets):  # distinct DIF seeds: shared initial weights would look like shared lineage
-            t = time.perf_counter()
-            log_file = out / "fingerprints" / f"{name}.log"
-            log_file.parent.mkdir(parents=True, exist_ok=True)
-            with log_file.open("w") as fh, contextlib.redirect_stdout(fh):
-                rc = train_dif.main([str(out / "data" / "train" / name), str(out / "fingerprints" / name), "--crop", str(S),
-                                     "--epochs", str(args.epochs), "--batch", str(min(64, n)), "--denoiser", args.denoiser,
-                                     "--augment", str(args.augment), "--seed", str(args.seed + idx), "--checkpoint-every",
-                                     str(args.epochs), "--device", str(device.type), "--quiet"])
-            if rc:
-                raise DIFError(f"train_dif.py failed for {name}")
-            record["models"].setdefault(name, {})["dif_seconds"] = round(time.perf_counter() - t, 1)
+            secs = train_fingerprint_quietly(out, name, S, args.epochs, min(64, n), args.denoiser, args.augment,
+                                             args.seed + idx, device.type)
+            record["models"].setdefault(name, {})["dif_seconds"] = round(secs, 1)
 
         methods = load_methods(out / "fingerprints", device=device)
         main4 = ["P", "C", "S", "X"]

@@ -26,7 +26,6 @@ architecture on the same data (and its children), the same or the other architec
 """
 from __future__ import annotations
 
-import contextlib
 import json
 import sys
 import time
@@ -129,9 +128,8 @@ def auc_table(aucs: dict, models, parents) -> list[dict]:
 
 def main(argv=None) -> int:
     import numpy as np
-    import torch
 
-    from _common import shared_data
+    from _common import shared_data, train_fingerprint_quietly
     from dif.atomic import RunFolder, write_text_atomic
     from dif.cli import Parser, int_in, resolve_device
     from dif.data import list_images, load_image
@@ -183,9 +181,6 @@ def main(argv=None) -> int:
     data = shared_data()
     if data is None:
         raise DIFError("../shared/data not found (set DIF_SHARED_DATA)")
-    sys.path.insert(0, str(ROOT))
-    import train_dif
-
     t_all = time.perf_counter()
     nat, cnn = data / "natural", data / "cnndetection"
     train400 = list_images(nat / "train400")
@@ -244,17 +239,8 @@ def main(argv=None) -> int:
 
         for i, par in enumerate(parents):  # distinct DIF seeds: shared initial weights would look like lineage
             name = f"r{par[0]}{par[1]}"
-            log_file = out / "fingerprints" / f"{name}.log"
-            log_file.parent.mkdir(parents=True, exist_ok=True)
-            t = time.perf_counter()
-            with log_file.open("w") as fh, contextlib.redirect_stdout(fh):
-                rc = train_dif.main([str(out / "data" / "train" / name), str(out / "fingerprints" / name), "--crop", str(S),
-                                     "--epochs", str(args.epochs), "--batch", str(min(64, n)), "--denoiser", args.denoiser,
-                                     "--augment", "0", "--seed", str(100 + i), "--checkpoint-every", str(args.epochs),
-                                     "--device", device.type, "--quiet"])
-            if rc:
-                raise DIFError(f"train_dif.py failed for {name}")
-            record["models"][name]["dif_seconds"] = round(time.perf_counter() - t, 1)
+            secs = train_fingerprint_quietly(out, name, S, args.epochs, min(64, n), args.denoiser, 0, 100 + i, device.type)
+            record["models"][name]["dif_seconds"] = round(secs, 1)
         print(f"{len(parents)} fingerprints trained, {time.perf_counter() - t_all:.0f} s so far", flush=True)
 
         methods = load_methods(out / "fingerprints", device=device)

@@ -144,7 +144,7 @@ def calibrate(state, cfg: DIFConfig, residuals: torch.Tensor, labels: torch.Tens
     cal: dict = {"paper": {"corr": list(centres(state.train_real, state.train_fake, cfg.centre_steps))},
                  "train": in_sample_centres(det, residuals[clean], y[clean.numpy()], cfg.max_shift),
                  "max_shift": cfg.max_shift}
-    if not bool(clean.numel() == len(y)):  # perturbed copies: centres that have seen JPEG, resizing, blur
+    if clean.numel() < len(y):  # perturbed copies: centres that have seen JPEG, resizing, blur
         cal["augmented"] = in_sample_centres(det, residuals, y, cfg.max_shift)
     if cfg.calibrate == "cv":
         oof = out_of_fold_scores(residuals, labels, cfg, cfg.folds, device, g, progress, per_image)

@@ -62,7 +62,7 @@ def out_of_fold_auc(ts: TrainingSet, cfg: DIFConfig, folds: int, device, progres
 
     cache = ts.cache
     scores = out_of_fold_scores(cache.residuals, cache.labels, replace(cfg, max_shift=0), folds, device, ts.groups,
-                                progress, len(cache.labels) / ts.units)["corr"]
+                                progress, ts.per_image)["corr"]
     y, s = per_image_scores(scores[ts.clean], cache.labels.numpy()[ts.clean], ts.groups[ts.clean])
     return float(roc_auc_score(y, s))
 

@@ -378,6 +378,11 @@ class TrainingSet:
     clean: np.ndarray
     units: int
 
+    @property
+    def per_image(self) -> float:
+        """Residuals per image or copy (its tiles), for ``fingerprint.epoch_steps``."""
+        return len(self.cache.labels) / max(self.units, 1)
+
 
 def training_residuals(paths: Sequence[Path], labels: Sequence[int], extractor: torch.nn.Module,
                        crop: tuple[int, int], augment: int = 0, reencode: Optional[str] = None, seed: int = 0,
@@ -404,9 +409,10 @@ def training_residuals(paths: Sequence[Path], labels: Sequence[int], extractor: 
         scale = max(crop[0] / x.shape[-2], crop[1] / x.shape[-1]) * 1.01
         return random_augmentation(rng, scale)(x)
 
+    label_of = dict(zip(clean.paths, clean.labels.tolist()))  # every tile of an image has its label
     sources = list(image_id)
     for j in range(augment):
-        extra = compute_residuals(sources, [int(clean.labels[clean.paths.index(p)]) for p in sources], extractor, crop,
+        extra = compute_residuals(sources, [label_of[p] for p in sources], extractor, crop,
                                   device=device, transform=augmented, progress=progress,
                                   desc=f"Augmented copy {j + 1}/{augment}", tiles=tiles, grid=grid)
         blocks.append(extra.residuals)

@@ -117,7 +117,7 @@ class DIFMethod(Method):
                 save_checkpoint(checkpoint_path(workdir, state.epoch), state, cfg.extractor)
 
         t1 = time.perf_counter()
-        per_image = len(cache.labels) / ts.units  # tiles: an epoch counts images, not tiles
+        per_image = ts.per_image  # tiles: an epoch counts images, not tiles
         state = train_fingerprint(cache.residuals, cache.labels, cfg, device=device, on_epoch_end=on_epoch_end,
                                   progress=progress, steps_per_epoch=epoch_steps(len(cache.labels), per_image,
                                                                                  cfg.batch_size))
