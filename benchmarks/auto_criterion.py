@@ -81,7 +81,7 @@ def main(argv=None) -> int:
             t0 = time.perf_counter()
             ext = build_extractor(spec)
             ts = training_residuals(data.paths, data.labels, ext, (cfg.crop, cfg.crop), augment=cfg.augment,
-                                    seed=cfg.seed)
+                                    seed=cfg.seed, kinds=cfg.augment_kinds)
             t_res = time.perf_counter() - t0
             res, lab = ts.cache.residuals, ts.cache.labels
             g = ts.groups

@@ -110,7 +110,7 @@ def main(argv=None) -> int:
     for g, ds, _ in plan:
         bar.set_description(g)
         ts = training_residuals(ds.paths, ds.labels, ext, crop, augment=cfg0.augment, reencode=cfg0.reencode,
-                                seed=args.seed)
+                                seed=args.seed, kinds=cfg0.augment_kinds)
         cache = ts.cache
         n_clean = int(len(np.unique(ts.groups)))
         clean_labels = cache.labels.numpy()[:n_clean]

@@ -53,7 +53,8 @@ def main(argv=None) -> int:
         if args.augment is not None:
             cfg.augment = args.augment
         t0 = time.perf_counter()
-        cache = training_residuals(ds.paths, ds.labels, ext, crop, augment=cfg.augment, seed=cfg.seed).cache
+        cache = training_residuals(ds.paths, ds.labels, ext, crop, augment=cfg.augment, seed=cfg.seed,
+                                   kinds=cfg.augment_kinds).cache
         t_res = time.perf_counter() - t0
         # What the authors' loop spends per epoch: the DnCNN-17 forward on every image, every batch.
         dncnn = DnCNNExtractor(DnCNN())

@@ -89,7 +89,8 @@ def choose_extractor(paths: Sequence[Path], labels: Sequence[int], cfg: DIFConfi
         t0 = time.perf_counter()
         ext = build_extractor(spec, device)
         ts = training_residuals(paths, labels, ext, (cfg.crop, cfg.crop), augment=cfg.augment, reencode=cfg.reencode,
-                                seed=cfg.seed, device=device, progress=progress, tiles=cfg.tiles, grid=cfg.tile_grid)
+                                seed=cfg.seed, device=device, progress=progress, tiles=cfg.tiles, grid=cfg.tile_grid,
+                                kinds=cfg.augment_kinds)
         y = ts.cache.labels.numpy()[np.unique(ts.groups, return_index=True)[1]]
         fewest = min((y == 0).sum(), (y == 1).sum())
         if fewest == 0:
@@ -104,7 +105,8 @@ def choose_extractor(paths: Sequence[Path], labels: Sequence[int], cfg: DIFConfi
                 return fallback.spec, ts, report
             return fallback.spec, training_residuals(paths, labels, fallback, (cfg.crop, cfg.crop), augment=cfg.augment,
                                                      reencode=cfg.reencode, seed=cfg.seed, device=device,
-                                                     progress=progress, tiles=cfg.tiles, grid=cfg.tile_grid), report
+                                                     progress=progress, tiles=cfg.tiles, grid=cfg.tile_grid,
+                                                     kinds=cfg.augment_kinds), report
         auc = out_of_fold_auc(ts, replace(cfg, extractor=ext.spec), folds, device, progress)
         report["candidates"].append({"extractor": ext.spec, "auc": round(auc, 4),
                                      "seconds": round(time.perf_counter() - t0, 1)})

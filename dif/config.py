@@ -156,6 +156,10 @@ class DIFConfig:
     extractor: str = opt(DEFAULT_EXTRACTOR, "residual extractor spec", cli=False)
     augment: int = opt(2, "add N randomly perturbed copies of each image (JPEG, resize, blur, shift, rotation); "
                           "0 = clean images only (the paper)", ("--augment",), 0, 100, nargs="?", metavar="N")
+    augment_kinds: str = opt("jpeg,resize,blur,shift,rotate",
+                             "kinds of the perturbed copies, comma-separated from jpeg,resize,blur,shift,rotate,noise "
+                             "(or all); resize, shift and rotate move a generator's periodic trace off its grid",
+                             ("--augment-kinds",), metavar="KINDS")
     reencode: str = opt("", "re-encode every image of both classes first (against format shortcuts); eval repeats it",
                         ("--reencode",), metavar="jpeg:Q|png")
     calibrate: str = opt("none", "cv: also estimate centres from out-of-fold scores (trains --folds extra fingerprints)",
@@ -173,6 +177,9 @@ class DIFConfig:
     def validate(self) -> "DIFConfig":
         """Raise DIFError for values that cannot work (types, finiteness, ranges, the crop grid)."""
         validate_fields(self)
+        from .robustness import parse_augment_kinds
+
+        parse_augment_kinds(self.augment_kinds)
         multiple = 2**self.depth
         if self.crop < multiple or self.crop % multiple:
             raise DIFError(f"crop must be a positive multiple of {multiple} (got {self.crop})")
@@ -201,6 +208,7 @@ class DIFConfig:
         names = {f.name for f in dataclasses.fields(cls)}
         values = {k: v for k, v in d.items() if k in names}
         values.setdefault("tiles", 1)  # saved before tiles existed: trained on the centre crop, so scored on it
+        values.setdefault("augment_kinds", "jpeg,resize,blur,shift,rotate")  # saved before the kinds could be chosen
         cfg = cls(**values)
         validate_fields(cfg, where=f"{where}: ")
         return cfg

@@ -387,14 +387,16 @@ class TrainingSet:
 def training_residuals(paths: Sequence[Path], labels: Sequence[int], extractor: torch.nn.Module,
                        crop: tuple[int, int], augment: int = 0, reencode: Optional[str] = None, seed: int = 0,
                        device: str | torch.device = "cpu", progress: bool = False, tiles: int = 1,
-                       grid: int = 16) -> TrainingSet:
+                       grid: int = 16, kinds: str = "jpeg,resize,blur,shift,rotate") -> TrainingSet:
     """Residuals of the training images, computed once: each image (re-encoded first when
-    ``reencode`` is given) plus ``augment`` randomly perturbed copies (JPEG, resize, blur, shift,
-    rotation; drawn reproducibly from ``seed``), all cropped to ``crop`` (or cut into up to
-    ``tiles`` tiles on the centre crop's phase, ``tile_prepare``)."""
-    from .robustness import parse_reencode, random_augmentation
+    ``reencode`` is given) plus ``augment`` randomly perturbed copies (of the comma-separated
+    ``kinds``, ``robustness.parse_augment_kinds``; drawn reproducibly from ``seed``), all
+    cropped to ``crop`` (or cut into up to ``tiles`` tiles on the centre crop's phase,
+    ``tile_prepare``)."""
+    from .robustness import parse_augment_kinds, parse_reencode, random_augmentation
 
     base = parse_reencode(reencode)
+    kind_set = parse_augment_kinds(kinds)
     clean = compute_residuals(paths, labels, extractor, crop, device=device, transform=base, progress=progress,
                               tiles=tiles, grid=grid)
     image_id = {p: k for k, p in enumerate(dict.fromkeys(clean.paths))}
@@ -407,7 +409,7 @@ def training_residuals(paths: Sequence[Path], labels: Sequence[int], extractor: 
         if base is not None:
             x = base(x)
         scale = max(crop[0] / x.shape[-2], crop[1] / x.shape[-1]) * 1.01
-        return random_augmentation(rng, scale)(x)
+        return random_augmentation(rng, scale, kind_set)(x)
 
     label_of = dict(zip(clean.paths, clean.labels.tolist()))  # every tile of an image has its label
     sources = list(image_id)

@@ -241,22 +241,46 @@ def parse_reencode(spec: Optional[str]) -> Optional[Perturbation]:
     raise DIFError(f"bad --reencode {spec!r}: use jpeg:Q (Q in 1..100) or png")
 
 
-def random_augmentation(rng: np.random.Generator, min_scale: float = 0.5) -> Perturbation:
-    """One random perturbation for training augmentation: JPEG 65-100, resize by
-    max(0.5, min_scale)-1.5, blur 0.2-1.2 px, a shift of 1-7 px, or a rotation of +-6 degrees,
-    drawn from ``rng``."""
-    kind = rng.integers(0, 5)
-    if kind == 0:
+AUGMENT_KINDS = ("jpeg", "resize", "blur", "shift", "rotate", "noise")
+GEOMETRIC_KINDS = ("resize", "shift", "rotate")  # move a generator's periodic trace off its grid
+
+
+def parse_augment_kinds(spec: str) -> tuple[str, ...]:
+    """The kinds named in a comma-separated ``spec`` (``all``: every kind), in the canonical order
+    of ``AUGMENT_KINDS`` so that one set of kinds always draws the same copies; DIFError otherwise."""
+    names = [s.strip() for s in str(spec).split(",") if s.strip()]
+    if names == ["all"]:
+        return AUGMENT_KINDS
+    unknown = [n for n in names if n not in AUGMENT_KINDS]
+    if unknown or not names:
+        raise DIFError(f"bad --augment-kinds {spec!r}: {'unknown ' + ', '.join(unknown) if unknown else 'empty'} "
+                       f"(use a comma-separated subset of {','.join(AUGMENT_KINDS)}, or all)")
+    return tuple(k for k in AUGMENT_KINDS if k in names)
+
+
+def random_augmentation(rng: np.random.Generator, min_scale: float = 0.5,
+                        kinds: tuple[str, ...] = AUGMENT_KINDS[:5]) -> Perturbation:
+    """One random perturbation for training augmentation, of a kind drawn uniformly from ``kinds``:
+    JPEG 65-100, resize by max(0.5, min_scale)-1.5, blur 0.2-1.2 px, a shift of 1-7 px, a
+    rotation of +-6 degrees, Gaussian noise of 0.5-4 grey levels; drawn from ``rng``. (The first
+    five kinds in this order draw exactly the copies of the versions before ``kinds`` existed.)"""
+    kind = kinds[int(rng.integers(0, len(kinds)))]
+    if kind == "jpeg":
         q = int(rng.integers(65, 101))
         return lambda x: jpeg(x, q)
-    if kind == 1:
+    if kind == "resize":
         f = float(rng.uniform(max(0.5, min(min_scale, 1.5)), 1.5))
         return lambda x: resize(x, f)
-    if kind == 2:
+    if kind == "blur":
         s = float(rng.uniform(0.2, 1.2))
         return lambda x: blur(x, s)
-    if kind == 3:
+    if kind == "shift":
         p = int(rng.integers(1, 8))
         return lambda x: roll(x, p)
-    d = float(rng.uniform(-6, 6))
-    return lambda x: rotate_same_size(x, d)
+    if kind == "rotate":
+        d = float(rng.uniform(-6, 6))
+        return lambda x: rotate_same_size(x, d)
+    if kind == "noise":
+        sd = float(rng.uniform(0.5, 4)) / 255
+        return lambda x: noise(x, sd)
+    raise DIFError(f"unknown augmentation kind {kind!r}")

@@ -96,7 +96,8 @@ class DIFMethod(Method):
                       extractor.spec, cfg.crop, device)
             ts = training_residuals(real + fake, [0] * len(real) + [1] * len(fake), extractor, (cfg.crop, cfg.crop),
                                     augment=cfg.augment, reencode=cfg.reencode, seed=cfg.seed, device=device,
-                                    progress=progress, tiles=cfg.tiles, grid=cfg.tile_grid)
+                                    progress=progress, tiles=cfg.tiles, grid=cfg.tile_grid,
+                                    kinds=cfg.augment_kinds)
         cache = ts.cache
         t_res = time.perf_counter() - t0
         n_real, n_fake = int((cache.labels == 0).sum()), int((cache.labels == 1).sum())

@@ -1,0 +1,128 @@
+#!/usr/bin/env python3
+"""Which perturbed copies should DIF train on? Accuracy / AUC of held-out images, clean and perturbed,
+for fingerprints trained with each augmentation recipe on the same images.
+
+    python benchmarks/augment_recipe.py DATA [DATA ...] --out OUT.json
+        [--recipes none,legacy,grid] [--denoiser dncnn] [--seeds 1] [--perturb jpeg90,jpeg75,resize0.5,crop]
+
+DATA holds train/ and test/, each with 0_real/ and 1_fake/ (``python -m dif.demo`` makes one;
+``benchmarks/tiles.py`` makes the lossless large-image set). A recipe is NAME=AUGMENT:KINDS, or one
+of the named ones: ``none`` (0 copies, the paper), ``legacy`` (2 copies of
+jpeg,resize,blur,shift,rotate: the default before this benchmark), ``grid`` (2 copies of
+jpeg,blur,noise: perturbations that keep a generator's periodic trace on its grid). Everything else
+is ``train_dif.py``'s default (crop 256, every tile, 100 epochs) except the extractor, fixed by
+``--denoiser`` so that the recipes alone differ. Each (data, recipe, seed) trains one fingerprint;
+the held-out images are scored with its own centres, clean and after each ``--perturb`` (applied to
+both classes of the test images only). Prints one line per fingerprint and a mean table.
+"""
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+NAMED = {"none": "0:jpeg", "legacy": "2:jpeg,resize,blur,shift,rotate", "grid": "2:jpeg,blur,noise"}
+
+
+def parse_recipes(spec: str) -> dict[str, tuple[int, str]]:
+    """{name: (augment, kinds)} from ``none,legacy,grid`` or ``NAME=N:KINDS`` items (DIFError if bad)."""
+    from dif.errors import DIFError
+    from dif.robustness import parse_augment_kinds
+
+    out = {}
+    for item in [s.strip() for s in spec.split(";" if "=" in spec else ",") if s.strip()]:
+        name, _, body = item.partition("=")
+        body = body or NAMED.get(name, "")
+        n, _, kinds = body.partition(":")
+        try:
+            count = int(n)
+        except ValueError:
+            raise DIFError(f"--recipes: {item!r} is neither {', '.join(NAMED)} nor NAME=N:KINDS") from None
+        if not 0 <= count <= 100:
+            raise DIFError(f"--recipes: {item!r}: the number of copies must be 0-100")
+        out[name] = (count, ",".join(parse_augment_kinds(kinds or "jpeg")))
+    if not out:
+        raise DIFError("--recipes: no recipe named")
+    return out
+
+
+def main(argv=None) -> int:
+    import numpy as np
+    import torch
+
+    from dif.atomic import check_output_file, write_text_atomic
+    from dif.cli import Parser, int_in
+    from dif.config import DIFConfig
+    from dif.data import find_labelled
+    from dif.errors import DIFError
+    from dif.evaluate import score_images
+    from dif.methods.dif import DIFMethod
+    from dif.metrics import binary_metrics
+    from dif.robustness import get_perturbation, parse_perturbations
+
+    p = Parser(description=__doc__.split("\n")[0])
+    p.add_argument("data", nargs="+", type=Path, help="folders with train/ and test/")
+    p.add_argument("--out", type=Path, required=True, help="JSON of every result")
+    p.add_argument("--recipes", default="none,legacy,grid")
+    p.add_argument("--denoiser", default="dncnn")
+    p.add_argument("--seeds", type=int_in(1, 100), default=1)
+    p.add_argument("--epochs", type=int_in(1, 10**5), default=100)
+    p.add_argument("--crop", type=int_in(32, 8192), default=256)
+    p.add_argument("--perturb", default="jpeg90,jpeg75,resize0.5,crop")
+    p.add_argument("--threads", type=int_in(1, 256), default=None)
+    args = p.parse_args(argv)
+    check_output_file(args.out, "--out")
+    recipes = parse_recipes(args.recipes)
+    conds = ["clean"] + parse_perturbations(args.perturb)
+    sets = {}
+    for d in args.data:
+        if not (d / "train").is_dir() or not (d / "test").is_dir():
+            raise DIFError(f"{d}: needs train/ and test/, each with 0_real/ and 1_fake/")
+        sets[d] = (find_labelled(d / "train"), find_labelled(d / "test"))
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    results: dict = {"recipes": {k: {"augment": a, "kinds": s} for k, (a, s) in recipes.items()},
+                     "denoiser": args.denoiser, "epochs": args.epochs, "crop": args.crop, "conditions": conds,
+                     "runs": []}
+    t0 = time.perf_counter()
+    for d, (train, test) in sets.items():
+        for name, (augment, kinds) in recipes.items():
+            for seed in range(args.seeds):
+                t = time.perf_counter()
+                cfg = DIFConfig(epochs=args.epochs, crop=args.crop, augment=augment, augment_kinds=kinds, seed=seed,
+                                extractor=args.denoiser, checkpoint_every=args.epochs).validate()
+                m = DIFMethod.build(cfg)
+                m.fit(list(train.paths), list(train.labels), device=torch.device("cpu"))
+                row = {"data": str(d), "recipe": name, "seed": seed, "train_seconds": round(time.perf_counter() - t, 1)}
+                for c in conds:
+                    pert = None if c == "clean" else get_perturbation(c)
+                    sc = score_images({"m": m}, list(test.paths), list(test.labels), pert, allow_smaller=pert is not None,
+                                      batch_size=16, workers=0)
+                    met = binary_metrics(sc.scores["m"], sc.labels, m.threshold)
+                    row[c] = {"accuracy": round(float(met["accuracy"]), 4), "auc": round(float(met["auc"]), 4)}
+                results["runs"].append(row)
+                print(f"{d.name} {name} seed {seed} ({row['train_seconds']:.0f} s): "
+                      + "; ".join(f"{c} {row[c]['accuracy']:.3f}/{row[c]['auc']:.3f}" for c in conds), flush=True)
+                write_text_atomic(args.out, json.dumps(results, indent=1) + "\n")  # a snapshot after every run
+    table = {}
+    for d in sets:
+        for name in recipes:
+            rows = [r for r in results["runs"] if r["data"] == str(d) and r["recipe"] == name]
+            table[f"{d.name}/{name}"] = {c: {k: round(float(np.mean([r[c][k] for r in rows])), 4)
+                                             for k in ("accuracy", "auc")} for c in conds}
+    results["mean"] = table
+    results["seconds"] = round(time.perf_counter() - t0, 1)
+    write_text_atomic(args.out, json.dumps(results, indent=1) + "\n")
+    print("| data / recipe | " + " | ".join(conds) + " |")
+    print("|---" * (len(conds) + 1) + "|")
+    for k, v in table.items():
+        print(f"| {k} | " + " | ".join(f"{v[c]['accuracy']:.3f} / {v[c]['auc']:.3f}" for c in conds) + " |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from dif.cli import run_main
+
+    sys.exit(run_main(main))
