@@ -13,7 +13,7 @@ jpeg,blur,noise: perturbations that keep a generator's periodic trace on its gri
 is ``train_dif.py``'s default (crop 256, every tile, 100 epochs) except the extractor, fixed by
 ``--denoiser`` so that the recipes alone differ. Each (data, recipe, seed) trains one fingerprint;
 the held-out images are scored with its own centres, clean and after each ``--perturb`` (applied to
-both classes of the test images only). Prints one line per fingerprint and a mean table.
+both classes of the test images only; one residual pass per condition serves every recipe). Prints one line per fingerprint and a mean table.
 """
 from __future__ import annotations
 
@@ -87,24 +87,28 @@ def main(argv=None) -> int:
                      "runs": []}
     t0 = time.perf_counter()
     for d, (train, test) in sets.items():
-        for name, (augment, kinds) in recipes.items():
-            for seed in range(args.seeds):
+        for seed in range(args.seeds):
+            methods, rows = {}, {}
+            for name, (augment, kinds) in recipes.items():
                 t = time.perf_counter()
                 cfg = DIFConfig(epochs=args.epochs, crop=args.crop, augment=augment, augment_kinds=kinds, seed=seed,
                                 extractor=args.denoiser, checkpoint_every=args.epochs).validate()
-                m = DIFMethod.build(cfg)
-                m.fit(list(train.paths), list(train.labels), device=torch.device("cpu"))
-                row = {"data": str(d), "recipe": name, "seed": seed, "train_seconds": round(time.perf_counter() - t, 1)}
-                for c in conds:
-                    pert = None if c == "clean" else get_perturbation(c)
-                    sc = score_images({"m": m}, list(test.paths), list(test.labels), pert, allow_smaller=pert is not None,
-                                      batch_size=16, workers=0)
-                    met = binary_metrics(sc.scores["m"], sc.labels, m.threshold)
-                    row[c] = {"accuracy": round(float(met["accuracy"]), 4), "auc": round(float(met["auc"]), 4)}
+                methods[name] = DIFMethod.build(cfg)
+                methods[name].fit(list(train.paths), list(train.labels), device=torch.device("cpu"))
+                rows[name] = {"data": str(d), "recipe": name, "seed": seed,
+                              "train_seconds": round(time.perf_counter() - t, 1)}
+            for c in conds:  # every recipe's fingerprint scored on one residual pass per condition
+                pert = None if c == "clean" else get_perturbation(c)
+                sc = score_images(methods, list(test.paths), list(test.labels), pert, allow_smaller=pert is not None,
+                                  batch_size=16, workers=0)
+                for name, m in methods.items():
+                    met = binary_metrics(sc.scores[name], sc.labels, m.threshold)
+                    rows[name][c] = {"accuracy": round(float(met["accuracy"]), 4), "auc": round(float(met["auc"]), 4)}
+            for name, row in rows.items():
                 results["runs"].append(row)
                 print(f"{d.name} {name} seed {seed} ({row['train_seconds']:.0f} s): "
                       + "; ".join(f"{c} {row[c]['accuracy']:.3f}/{row[c]['auc']:.3f}" for c in conds), flush=True)
-                write_text_atomic(args.out, json.dumps(results, indent=1) + "\n")  # a snapshot after every run
+            write_text_atomic(args.out, json.dumps(results, indent=1) + "\n")  # a snapshot after every seed
     table = {}
     for d in sets:
         for name in recipes:
