@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Sequence
 
 from dif.cli import Parser, add_common_arguments, resolve_device, run_main, setup_logging
-from dif.choose import TRAINING_DEFAULT, auto_folds
+from dif.choose import TRAINING_DEFAULT, parse_auto
 from dif.config import DIFConfig, add_config_arguments, config_from_args
 
 
@@ -26,10 +26,10 @@ def parse_args(argv: Sequence[str] | None = None):
     p.add_argument("check_dir", help="output folder for checkpoints and figures (created)")
     add_config_arguments(p, DIFConfig)
     add_common_arguments(p, denoiser="residual extractor: dncnn (the shipped weights), dncnn:PATH, wavelet[:SIGMA], "
-                                     "wavelet-dwt[:SIGMA], highpass[:SIGMA], authors:CHK[:MEAN.npy], or auto[:K] (each of highpass, "
-                                     "wavelet-dwt, wavelet, dncnn scored out of fold on the training images in K "
-                                     "folds, default 2; the best AUC is kept, ties to the cheaper; about 5x the "
-                                     "training of one fixed extractor), or ensemble[:A,B,...] "
+                                     "wavelet-dwt[:SIGMA], highpass[:SIGMA], authors:CHK[:MEAN.npy], or auto[:K[:E]] (each of "
+                                     "highpass, wavelet-dwt, wavelet, dncnn scored out of fold on the training images "
+                                     "in K folds, default 2, by fold fingerprints of E epochs, default 10, 0 = "
+                                     "--epochs; the best AUC is kept, ties to the cheaper), or ensemble[:A,B,...] "
                                      "(a fingerprint per extractor, default highpass,wavelet-dwt,wavelet,dncnn, "
                                      "scores averaged on a common scale) "
                                      f"(default: {TRAINING_DEFAULT})")
@@ -49,7 +49,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     cfg = config_from_args(DIFConfig, args, extractor=args.denoiser or TRAINING_DEFAULT).validate()
     parse_reencode(cfg.reencode)
-    auto_folds(cfg.extractor)  # a bad auto:K, before any work
+    parse_auto(cfg.extractor)  # a bad auto:K:E, before any work
     device = resolve_device(args.device)
     data = find_labelled(args.data_dir)
     ensemble = cfg.extractor.strip().lower().startswith("ensemble")

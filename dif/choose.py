@@ -34,28 +34,44 @@ log = logging.getLogger(__name__)
 CANDIDATES = ("highpass", "wavelet-dwt", "wavelet", "dncnn")  # cheapest first
 TIE = 0.005
 AUTO_FOLDS = 2
+AUTO_FOLD_EPOCHS = 10  # the fold trainings' epochs (min with --epochs): see docs/dif.md, "The cost of auto"
 TRAINING_DEFAULT = "auto"  # train_dif.py's --denoiser default; DEFAULT_EXTRACTOR stays the fixed fallback
 
 
-def auto_folds(spec: Optional[str]) -> Optional[int]:
-    """The fold count of an ``auto[:K]`` spec (K >= 2, default ``AUTO_FOLDS``); None for any other spec."""
-    head, sep, arg = (spec or "").strip().partition(":")
+def parse_auto(spec: Optional[str]) -> Optional[tuple[int, int]]:
+    """(K folds, E fold epochs) of an ``auto[:K[:E]]`` spec (K >= 2, default ``AUTO_FOLDS``; E >= 0,
+    default ``AUTO_FOLD_EPOCHS``, 0 = the fingerprint's own ``--epochs``); None for any other spec."""
+    head, _, rest = (spec or "").strip().partition(":")
     if head.lower() != "auto":
         return None
-    if not sep:
-        return AUTO_FOLDS
+    parts = rest.split(":") if rest else []
+    if len(parts) > 2:
+        raise DIFError(f"--denoiser {spec}: use auto, auto:K or auto:K:E")
     try:
-        k = int(arg)
+        k = int(parts[0]) if parts else AUTO_FOLDS
     except ValueError:
         k = 0
     if not 2 <= k <= 100:
         raise DIFError(f"--denoiser {spec}: auto:K takes a fold count K from 2 to 100")
-    return k
+    try:
+        e = int(parts[1]) if len(parts) > 1 else AUTO_FOLD_EPOCHS
+    except ValueError:
+        e = -1
+    if not 0 <= e <= 100_000:
+        raise DIFError(f"--denoiser {spec}: auto:K:E takes the fold trainings' epochs E from 0 (the fingerprint's "
+                       f"own --epochs) to 100000")
+    return k, e
+
+
+def auto_folds(spec: Optional[str]) -> Optional[int]:
+    """The fold count of an ``auto[:K[:E]]`` spec; None for any other spec."""
+    parsed = parse_auto(spec)
+    return None if parsed is None else parsed[0]
 
 
 def out_of_fold_auc(ts: TrainingSet, cfg: DIFConfig, folds: int, device, progress: bool = False) -> float:
-    """ROC AUC of out-of-fold correlation scores (each fold's fingerprint oriented by its own
-    centres) over the clean training images."""
+    """ROC AUC of out-of-fold correlation scores (each fold's fingerprint, trained for
+    ``cfg.epochs``, oriented by its own centres) over the clean training images."""
     from sklearn.metrics import roc_auc_score
 
     from .calibration import out_of_fold_scores
@@ -78,12 +94,16 @@ def per_image_scores(scores: np.ndarray, labels: np.ndarray, groups: np.ndarray)
 
 def choose_extractor(paths: Sequence[Path], labels: Sequence[int], cfg: DIFConfig, device: torch.device,
                      candidates: Sequence[str] = CANDIDATES, folds: Optional[int] = None,
-                     progress: bool = False) -> tuple[str, TrainingSet, dict]:
+                     progress: bool = False, fold_epochs: Optional[int] = None) -> tuple[str, TrainingSet, dict]:
     """(the chosen extractor's spec, its cached training residuals, a report of every candidate).
     With fewer than ``folds`` usable images in a class nothing can be scored out of fold: the fixed
-    default extractor is kept and the report says why (``fallback``)."""
+    default extractor is kept and the report says why (``fallback``). The fold fingerprints train
+    for ``fold_epochs`` (default ``AUTO_FOLD_EPOCHS``; 0 or more than ``cfg.epochs``: ``cfg.epochs``)."""
     folds = folds or AUTO_FOLDS
-    report: dict = {"candidates": [], "folds": folds, "tie": TIE, "criterion": "out-of-fold ROC AUC (corr)"}
+    fold_epochs = AUTO_FOLD_EPOCHS if fold_epochs is None else fold_epochs
+    fold_epochs = cfg.epochs if fold_epochs <= 0 else min(fold_epochs, cfg.epochs)
+    report: dict = {"candidates": [], "folds": folds, "fold_epochs": fold_epochs, "tie": TIE,
+                    "criterion": "out-of-fold ROC AUC (corr)"}
     kept: dict[str, TrainingSet] = {}
     for spec in candidates:
         t0 = time.perf_counter()
@@ -107,7 +127,7 @@ def choose_extractor(paths: Sequence[Path], labels: Sequence[int], cfg: DIFConfi
                                                      reencode=cfg.reencode, seed=cfg.seed, device=device,
                                                      progress=progress, tiles=cfg.tiles, grid=cfg.tile_grid,
                                                      kinds=cfg.augment_kinds), report
-        auc = out_of_fold_auc(ts, replace(cfg, extractor=ext.spec), folds, device, progress)
+        auc = out_of_fold_auc(ts, replace(cfg, extractor=ext.spec, epochs=fold_epochs), folds, device, progress)
         report["candidates"].append({"extractor": ext.spec, "auc": round(auc, 4),
                                      "seconds": round(time.perf_counter() - t0, 1)})
         kept[ext.spec] = ts

@@ -357,11 +357,11 @@ def test_denoiser_auto_chooses_out_of_fold_and_records_it(tiny_data, tmp_path, c
 
     import eval_dif
     import train_dif
-    from dif.choose import AUTO_FOLDS, CANDIDATES
+    from dif.choose import AUTO_FOLD_EPOCHS, AUTO_FOLDS, CANDIDATES
     from dif.cli import run_main
     from dif.extractors import DEFAULT_EXTRACTOR
 
-    assert AUTO_FOLDS == 2
+    assert AUTO_FOLDS == 2 and AUTO_FOLD_EPOCHS == 10
     out = tmp_path / "auto"
     assert run_main(train_dif.main, [str(tiny_data), str(out), "--folds", "4", "--epochs", "3",  # no --denoiser
                                      "--crop", "32", "--batch", "8", "--augment", "0", "--quiet"]) == 0
@@ -369,6 +369,7 @@ def test_denoiser_auto_chooses_out_of_fold_and_records_it(tiny_data, tmp_path, c
     cfg = json.loads((out / "config.json").read_text())
     choice = cfg["extractor_choice"]
     assert choice["folds"] == 2  # --folds sizes --calibrate cv only
+    assert choice["fold_epochs"] == 3  # min(AUTO_FOLD_EPOCHS, --epochs)
     names = [c["extractor"].split(":")[0] for c in choice["candidates"]]
     skipped = choice.get("skipped", [])
     assert names + skipped == list(CANDIDATES)  # cheapest first; the rest only when none of it could win
@@ -383,9 +384,10 @@ def test_denoiser_auto_chooses_out_of_fold_and_records_it(tiny_data, tmp_path, c
     assert run_main(eval_dif.main, [str(out), str(tiny_data), "--json", str(tmp_path / "m.json"), "--quiet"]) == 0
     assert json.loads((tmp_path / "m.json").read_text())
     three = tmp_path / "auto3"
-    assert run_main(train_dif.main, [str(tiny_data), str(three), "--denoiser", "auto:3", "--epochs", "2",
+    assert run_main(train_dif.main, [str(tiny_data), str(three), "--denoiser", "auto:3:1", "--epochs", "2",
                                      "--crop", "32", "--batch", "8", "--augment", "0", "--quiet"]) == 0
-    assert json.loads((three / "config.json").read_text())["extractor_choice"]["folds"] == 3
+    choice = json.loads((three / "config.json").read_text())["extractor_choice"]
+    assert (choice["folds"], choice["fold_epochs"]) == (3, 1)
     # one real image: nothing to score out of fold -> the fixed default, said in a note
     few = tmp_path / "few"
     shutil.copytree(tiny_data, few)
@@ -397,9 +399,9 @@ def test_denoiser_auto_chooses_out_of_fold_and_records_it(tiny_data, tmp_path, c
     assert "nothing to score out of fold" in capsys.readouterr().out
     cfg = json.loads((tmp_path / "fb" / "config.json").read_text())
     assert cfg["extractor"].split(":")[0] == DEFAULT_EXTRACTOR and "fallback" in cfg["extractor_choice"]
-    for bad in ("auto:1", "auto:x"):
+    for bad in ("auto:1", "auto:x", "auto:2:-1", "auto:2:x", "auto:2:3:4"):
         assert run_main(train_dif.main, [str(tiny_data), str(tmp_path / "bad"), "--denoiser", bad, "--quiet"]) == 2
-        assert "auto:K" in one_line_error(capsys)
+        assert "auto" in one_line_error(capsys)
     assert not (tmp_path / "bad").exists()
 
 

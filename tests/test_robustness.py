@@ -139,3 +139,55 @@ def test_augmented_centres_are_written_with_augment_and_asked_for_by_name(tmp_pa
     capsys.readouterr()
     assert run_main(scripts.eval.main, [str(tmp_path / "plain"), str(data), "--centres", "augmented", "--quiet"]) == 2
     assert "--augment" in capsys.readouterr().err
+
+
+def test_augment_kinds_parse_in_canonical_order_and_refuse_unknown_names():
+    from dif.robustness import AUGMENT_KINDS, parse_augment_kinds
+
+    assert parse_augment_kinds("noise, jpeg,blur") == ("jpeg", "blur", "noise")
+    assert parse_augment_kinds("all") == AUGMENT_KINDS
+    for bad in ("", "jpeg,zoom", " , "):
+        with pytest.raises(DIFError, match="--augment-kinds"):
+            parse_augment_kinds(bad)
+
+
+def test_the_five_old_kinds_draw_the_old_copies():
+    """Fingerprints trained before --augment-kinds existed are reproduced by naming the five kinds:
+    the draw is index-for-index the old one (kind = rng.integers(0, 5), then its parameter)."""
+    from dif.robustness import blur, resize, roll, rotate_same_size
+
+    x = torch.rand(3, 40, 40)
+    for seed in range(12):
+        got = random_augmentation(np.random.default_rng(seed), 0.5, ("jpeg", "resize", "blur", "shift", "rotate"))(x)
+        rng = np.random.default_rng(seed)
+        kind = rng.integers(0, 5)
+        old = [lambda: jpeg(x, int(rng.integers(65, 101))), lambda: resize(x, float(rng.uniform(0.5, 1.5))),
+               lambda: blur(x, float(rng.uniform(0.2, 1.2))), lambda: roll(x, int(rng.integers(1, 8))),
+               lambda: rotate_same_size(x, float(rng.uniform(-6, 6)))][kind]()
+        assert torch.equal(got, old)
+
+
+def test_grid_kinds_keep_a_periodic_trace_in_phase_and_geometric_ones_do_not():
+    """Why the kinds can be chosen: a period-4 trace planted in random content survives every copy
+    drawn from jpeg, blur and noise (its high-pass residual still correlates with the trace), while
+    shifts, rotations and resizes move it off its grid in many copies."""
+    from dif.robustness import parse_augment_kinds
+
+    g = torch.Generator().manual_seed(0)
+    content = torch.nn.functional.avg_pool2d(torch.rand(1, 3, 64, 64, generator=g), 5, 1, 2)[0]
+    trace = torch.tensor([1.0, -1.0, 1.0, -1.0]).repeat(16)[None, :] * torch.tensor([1.0, 1, -1, -1]).repeat(16)[:, None]
+    img = (0.3 + 0.4 * content + 0.02 * trace).clamp(0, 1)
+    hp = HighPassExtractor(1.0)
+
+    def corr(x: torch.Tensor) -> float:
+        r = hp(x[None])[0].mean(0)[8:40, 8:40].flatten()
+        t = trace[8:40, 8:40].flatten()
+        return float(torch.corrcoef(torch.stack([r, t]))[0, 1])
+
+    rng = np.random.default_rng(0)
+    grid = [corr(random_augmentation(rng, 1.0, parse_augment_kinds("jpeg,blur,noise"))(img)) for _ in range(30)]
+    geometric = [corr(random_augmentation(rng, 1.0, parse_augment_kinds("resize,shift,rotate"))(img))
+                 for _ in range(30)]
+    assert corr(img) > 0.9
+    assert min(grid) > 0 and np.median(grid) > 0.8  # never reversed; weakened only by the strongest blurs
+    assert sum(c < 0.2 for c in geometric) >= 15 and min(geometric) < -0.5  # a 2 px shift reverses a period-4 trace

@@ -69,10 +69,10 @@ class DIFMethod(Method):
         cfg = self.config
         parse_reencode(cfg.reencode)
         self.device = torch.device(device)
-        from ..choose import auto_folds
+        from ..choose import parse_auto
 
-        folds = auto_folds(cfg.extractor)
-        auto = folds is not None
+        auto_spec = parse_auto(cfg.extractor)
+        auto = auto_spec is not None
         extractor = None if auto else build_extractor(cfg.extractor or DEFAULT_EXTRACTOR, device)
         if extractor is not None:
             cfg.extractor = extractor.spec
@@ -88,7 +88,8 @@ class DIFMethod(Method):
             from ..choose import choose_extractor
 
             spec, ts, self.extractor_choice = choose_extractor(real + fake, [0] * len(real) + [1] * len(fake), cfg,
-                                                               self.device, folds=folds, progress=progress)
+                                                               self.device, folds=auto_spec[0], progress=progress,
+                                                               fold_epochs=auto_spec[1])
             cfg.extractor = spec
             extractor = build_extractor(spec, device)
         else:
@@ -133,7 +134,7 @@ class DIFMethod(Method):
         elif self.extractor_choice:
             cands = ", ".join(f"{c['extractor']} {c['auc']:.3f}" for c in self.extractor_choice["candidates"])
             notes.append(f"--denoiser auto chose {cfg.extractor} (out-of-fold AUC, {self.extractor_choice['folds']} "
-                         f"folds: {cands}; ties within {self.extractor_choice['tie']} go to the cheaper one"
+                         f"folds of {self.extractor_choice['fold_epochs']} epochs: {cands}; ties within {self.extractor_choice['tie']} go to the cheaper one"
                          + (f"; not scored, as none could win: {', '.join(self.extractor_choice['skipped'])}"
                             if self.extractor_choice.get("skipped") else "") + ")")
         return {"residual_seconds": t_res, "train_seconds": t_train, "n_real": n_real, "n_fake": n_fake,
