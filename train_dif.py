@@ -28,8 +28,9 @@ def parse_args(argv: Sequence[str] | None = None):
     add_common_arguments(p, denoiser="residual extractor: dncnn (the shipped weights), dncnn:PATH, wavelet[:SIGMA], "
                                      "wavelet-dwt[:SIGMA], highpass[:SIGMA], authors:CHK[:MEAN.npy], or auto[:K[:E]] (each of "
                                      "highpass, wavelet-dwt, wavelet, dncnn scored out of fold on the training images "
-                                     "in K folds, default 2, by fold fingerprints of E epochs, default 10, 0 = "
-                                     "--epochs; the best AUC is kept, ties to the cheaper), or ensemble[:A,B,...] "
+                                     "in K folds, default 2, by fold fingerprints of E epochs, default 0 = "
+                                     "--epochs, auto:2:10 costs about one fixed extractor's training; the best AUC "
+                                     "is kept, ties to the cheaper), or ensemble[:A,B,...] "
                                      "(a fingerprint per extractor, default highpass,wavelet-dwt,wavelet,dncnn, "
                                      "scores averaged on a common scale) "
                                      f"(default: {TRAINING_DEFAULT})")

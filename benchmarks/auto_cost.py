@@ -3,15 +3,15 @@
 choose as well: side by side on the same images, each training in its own process.
 
     python benchmarks/auto_cost.py DATA [DATA ...] --out OUT.json
-        [--specs dncnn,auto:2:0,auto] [--perturb jpeg90] [--threads N]
+        [--specs dncnn,auto:2:0,auto:2:10] [--perturb jpeg90] [--threads N]
 
 DATA holds train/ and, optionally, test/, each with 0_real/ and 1_fake/ (without test/ only the
 costs and choices are reported). For every DATA and every extractor
 spec, ``train_dif.py``'s default fingerprint (crop 256, every tile, ``--augment 2``, 100 epochs) is
 trained on DATA/train in a fresh process that reports its wall time and peak resident memory
 (``ru_maxrss``), and scored on DATA/test, clean and after ``--perturb`` (both classes), with its
-own centres. ``auto:2:0`` is ``auto`` as it was before its fold fingerprints were shortened (each
-fold trained for the full 100 epochs); ``auto`` is the current default (``auto:2:10``). Printed:
+own centres. ``auto:2:0`` is the default ``auto`` (each fold fingerprint trained for the full 100 epochs);
+``auto:2:10`` trains them for 10. Printed:
 seconds, peak MB, the choice and the held-out accuracy / AUC per spec, and each spec's time over
 the first spec's (the fixed extractor).
 """
@@ -26,7 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def train_one(data: str, spec: str, out: str, epochs: int) -> int:
+def train_one(data: str, spec: str, out: str, epochs: int, crop: int) -> int:
     """Child process: train one fingerprint, print {"seconds", "max_rss_mb"} as the last line."""
     import resource
 
@@ -35,7 +35,7 @@ def train_one(data: str, spec: str, out: str, epochs: int) -> int:
 
     t = time.perf_counter()
     rc = train_dif.main([data, out, "--denoiser", spec, "--epochs", str(epochs), "--checkpoint-every", str(epochs),
-                         "--quiet"])
+                         "--crop", str(crop), "--quiet"])
     seconds = time.perf_counter() - t
     print(json.dumps({"rc": rc, "seconds": round(seconds, 1),
                       "max_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}))
@@ -62,9 +62,10 @@ def main(argv=None) -> int:
     p = Parser(description=__doc__.split("\n")[0])
     p.add_argument("data", nargs="+", type=Path, help="folders with train/ and test/")
     p.add_argument("--out", type=Path, required=True, help="JSON of every result")
-    p.add_argument("--specs", default="dncnn,auto:2:0,auto", help="comma-separated --denoiser specs; the first is "
+    p.add_argument("--specs", default="dncnn,auto:2:0,auto:2:10", help="comma-separated --denoiser specs; the first is "
                                                                   "the fixed reference")
     p.add_argument("--epochs", type=int_in(1, 10**5), default=100)
+    p.add_argument("--crop", type=int_in(32, 8192), default=256)
     p.add_argument("--perturb", default="jpeg90")
     p.add_argument("--threads", type=int_in(1, 256), default=None, help="torch threads of every training")
     args = p.parse_args(argv)
@@ -78,7 +79,7 @@ def main(argv=None) -> int:
     if args.threads:
         env["OMP_NUM_THREADS"] = str(args.threads)
         torch.set_num_threads(args.threads)
-    results: dict = {"specs": specs, "epochs": args.epochs, "conditions": conds, "sets": {}}
+    results: dict = {"specs": specs, "epochs": args.epochs, "crop": args.crop, "conditions": conds, "sets": {}}
     with tempfile.TemporaryDirectory() as tmp:
         for d in args.data:
             row: dict = {}
@@ -86,7 +87,7 @@ def main(argv=None) -> int:
             for k, spec in enumerate(specs):
                 folder = Path(tmp) / f"{d.name}_{k}"
                 proc = subprocess.run([sys.executable, __file__, "--child", str(d / "train"), spec, str(folder),
-                                       str(args.epochs)], env=env, capture_output=True, text=True)
+                                       str(args.epochs), str(args.crop)], env=env, capture_output=True, text=True)
                 if proc.returncode:
                     raise DIFError(f"training {spec} on {d} failed: {(proc.stderr or proc.stdout).strip()[-300:]}")
                 info = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -125,7 +126,7 @@ def main(argv=None) -> int:
 
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "--child":
-        sys.exit(train_one(*sys.argv[2:5], int(sys.argv[5])))
+        sys.exit(train_one(*sys.argv[2:5], int(sys.argv[5]), int(sys.argv[6])))
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from dif.cli import run_main
 

@@ -12,7 +12,10 @@ candidate's cached residuals are dropped as soon as it falls out of the tie band
 ``auto`` is ``train_dif.py``'s default: measured on two data sets under two recipes (docs/dif.md) it
 was never more than 0.01 AUC below the best former default (``dncnn``) and up to 0.16 above it.
 Its own fold count (``auto:K``, default 2, the setting those measurements used) is separate from
-``--folds``, which sizes ``--calibrate cv``.
+``--folds``, which sizes ``--calibrate cv``. ``auto:K:E`` trains the fold fingerprints for E epochs
+only (default 0: the fingerprint's own ``--epochs``): ``auto:2:10`` costs about what one fixed DnCNN
+training costs (0.9-1.5x, against 1.3-4.5x), but on held-out data it chose better once, the same once
+and worse once (docs/dif.md, "The cost of auto"), so it is not the default.
 """
 from __future__ import annotations
 
@@ -34,13 +37,13 @@ log = logging.getLogger(__name__)
 CANDIDATES = ("highpass", "wavelet-dwt", "wavelet", "dncnn")  # cheapest first
 TIE = 0.005
 AUTO_FOLDS = 2
-AUTO_FOLD_EPOCHS = 10  # the fold trainings' epochs (min with --epochs): see docs/dif.md, "The cost of auto"
+AUTO_FOLD_EPOCHS = 0  # the fold trainings' epochs, 0 = --epochs; auto:2:10 is cheaper, not better: docs/dif.md
 TRAINING_DEFAULT = "auto"  # train_dif.py's --denoiser default; DEFAULT_EXTRACTOR stays the fixed fallback
 
 
 def parse_auto(spec: Optional[str]) -> Optional[tuple[int, int]]:
     """(K folds, E fold epochs) of an ``auto[:K[:E]]`` spec (K >= 2, default ``AUTO_FOLDS``; E >= 0,
-    default ``AUTO_FOLD_EPOCHS``, 0 = the fingerprint's own ``--epochs``); None for any other spec."""
+    default ``AUTO_FOLD_EPOCHS``; 0 = the fingerprint's own ``--epochs``); None for any other spec."""
     head, _, rest = (spec or "").strip().partition(":")
     if head.lower() != "auto":
         return None

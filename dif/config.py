@@ -18,6 +18,7 @@ from typing import Any, Optional, Sequence
 from .atomic import write_text_atomic
 from .errors import DIFError, first_line, shown
 from .extractors import DEFAULT_EXTRACTOR
+from .robustness import DEFAULT_AUGMENT_KINDS, parse_augment_kinds
 
 CONFIG_NAME = "config.json"
 SEED_MAX = 2**32 - 1
@@ -156,7 +157,7 @@ class DIFConfig:
     extractor: str = opt(DEFAULT_EXTRACTOR, "residual extractor spec", cli=False)
     augment: int = opt(2, "add N randomly perturbed copies of each image (JPEG, resize, blur, shift, rotation); "
                           "0 = clean images only (the paper)", ("--augment",), 0, 100, nargs="?", metavar="N")
-    augment_kinds: str = opt("jpeg,resize,blur,shift,rotate",
+    augment_kinds: str = opt(DEFAULT_AUGMENT_KINDS,
                              "kinds of the perturbed copies, comma-separated from jpeg,resize,blur,shift,rotate,noise "
                              "(or all); resize, shift and rotate move a generator's periodic trace off its grid",
                              ("--augment-kinds",), metavar="KINDS")
@@ -177,8 +178,6 @@ class DIFConfig:
     def validate(self) -> "DIFConfig":
         """Raise DIFError for values that cannot work (types, finiteness, ranges, the crop grid)."""
         validate_fields(self)
-        from .robustness import parse_augment_kinds
-
         parse_augment_kinds(self.augment_kinds)
         multiple = 2**self.depth
         if self.crop < multiple or self.crop % multiple:
@@ -208,7 +207,7 @@ class DIFConfig:
         names = {f.name for f in dataclasses.fields(cls)}
         values = {k: v for k, v in d.items() if k in names}
         values.setdefault("tiles", 1)  # saved before tiles existed: trained on the centre crop, so scored on it
-        values.setdefault("augment_kinds", "jpeg,resize,blur,shift,rotate")  # saved before the kinds could be chosen
+        values.setdefault("augment_kinds", "jpeg,resize,blur,shift,rotate")  # saved before the kinds existed: these
         cfg = cls(**values)
         validate_fields(cfg, where=f"{where}: ")
         return cfg

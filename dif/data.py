@@ -387,16 +387,16 @@ class TrainingSet:
 def training_residuals(paths: Sequence[Path], labels: Sequence[int], extractor: torch.nn.Module,
                        crop: tuple[int, int], augment: int = 0, reencode: Optional[str] = None, seed: int = 0,
                        device: str | torch.device = "cpu", progress: bool = False, tiles: int = 1,
-                       grid: int = 16, kinds: str = "jpeg,resize,blur,shift,rotate") -> TrainingSet:
+                       grid: int = 16, kinds: Optional[str] = None) -> TrainingSet:
     """Residuals of the training images, computed once: each image (re-encoded first when
     ``reencode`` is given) plus ``augment`` randomly perturbed copies (of the comma-separated
-    ``kinds``, ``robustness.parse_augment_kinds``; drawn reproducibly from ``seed``), all
+    ``kinds``, default ``robustness.DEFAULT_AUGMENT_KINDS``; drawn reproducibly from ``seed``), all
     cropped to ``crop`` (or cut into up to ``tiles`` tiles on the centre crop's phase,
     ``tile_prepare``)."""
-    from .robustness import parse_augment_kinds, parse_reencode, random_augmentation
+    from .robustness import DEFAULT_AUGMENT_KINDS, parse_augment_kinds, parse_reencode, random_augmentation
 
     base = parse_reencode(reencode)
-    kind_set = parse_augment_kinds(kinds)
+    kind_set = parse_augment_kinds(kinds or DEFAULT_AUGMENT_KINDS)
     clean = compute_residuals(paths, labels, extractor, crop, device=device, transform=base, progress=progress,
                               tiles=tiles, grid=grid)
     image_id = {p: k for k, p in enumerate(dict.fromkeys(clean.paths))}

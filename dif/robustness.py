@@ -242,7 +242,7 @@ def parse_reencode(spec: Optional[str]) -> Optional[Perturbation]:
 
 
 AUGMENT_KINDS = ("jpeg", "resize", "blur", "shift", "rotate", "noise")
-GEOMETRIC_KINDS = ("resize", "shift", "rotate")  # move a generator's periodic trace off its grid
+DEFAULT_AUGMENT_KINDS = "jpeg,resize,blur,shift,rotate"  # measured against jpeg,blur,noise: docs/robustness.md
 
 
 def parse_augment_kinds(spec: str) -> tuple[str, ...]:

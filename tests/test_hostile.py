@@ -431,6 +431,11 @@ def test_saves_are_byte_reproducible(tmp_path, tiny_data, scripts):
     ("extractor_choice.py", ["SHARED/cnndetection", "--only", "bogus"], "no such generators: bogus"),
     ("reproduce_table.py", ["SHARED/cnndetection", "--only", "crn,bogus"], "no such generators: bogus"),
     ("auto_criterion.py", ["DATA", "--epochs", "x"], "--epochs"),
+    ("augment_recipe.py", ["DATA", "--out", "r.json", "--recipes", "legacy,bogus"], "--recipes"),
+    ("augment_recipe.py", ["DATA", "--out", "r.json", "--recipes", "x=2:jpeg,zoom"], "--augment-kinds"),
+    ("augment_recipe.py", ["DATA", "--out", "r.json"], "needs train/ and test/"),
+    ("auto_cost.py", ["DATA", "--out", "r.json"], "needs train/"),
+    ("auto_cost.py", ["DATA", "--out", "/sys/r.json"], "--out"),
 ])
 def test_benchmarks_answer_bad_input_in_one_line(tmp_path, shared_data, script, args, msg):
     args = [str(tmp_path) if a == "DATA" else a.replace("SHARED", str(shared_data)) for a in args]

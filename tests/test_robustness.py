@@ -191,3 +191,31 @@ def test_grid_kinds_keep_a_periodic_trace_in_phase_and_geometric_ones_do_not():
     assert corr(img) > 0.9
     assert min(grid) > 0 and np.median(grid) > 0.8  # never reversed; weakened only by the strongest blurs
     assert sum(c < 0.2 for c in geometric) >= 15 and min(geometric) < -0.5  # a 2 px shift reverses a period-4 trace
+
+
+def test_the_recipe_and_auto_cost_benchmarks_run_end_to_end(tmp_path):
+    """benchmarks/augment_recipe.py and benchmarks/auto_cost.py at a tiny size: every recipe / spec
+    trained, scored clean and perturbed, and saved (the numbers in docs/ come from these scripts)."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    data = tmp_path / "set"
+    make_dataset(data / "train", n=4, size=48)
+    make_dataset(data / "test", n=3, size=48, seed=1)
+    p = subprocess.run([sys.executable, str(root / "benchmarks" / "augment_recipe.py"), str(data), "--out",
+                        str(tmp_path / "r.json"), "--recipes", "none,grid", "--denoiser", "highpass", "--epochs", "1",
+                        "--crop", "32", "--perturb", "jpeg90"], capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    r = json.loads((tmp_path / "r.json").read_text())
+    assert [x["recipe"] for x in r["runs"]] == ["none", "grid"] and r["recipes"]["grid"]["kinds"] == "jpeg,blur,noise"
+    assert set(r["mean"]["set/grid"]) == {"clean", "jpeg90"}
+    p = subprocess.run([sys.executable, str(root / "benchmarks" / "auto_cost.py"), str(data), "--out",
+                        str(tmp_path / "c.json"), "--specs", "highpass,auto:2:1", "--epochs", "2", "--crop", "32",
+                        "--perturb", "jpeg90"], capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    row = json.loads((tmp_path / "c.json").read_text())["sets"][str(data)]
+    assert row["highpass"]["time_over_fixed"] == 1.0 and row["auto:2:1"]["max_rss_mb"] > 0
+    assert row["auto:2:1"]["candidates"] and "jpeg90" in row["auto:2:1"]

@@ -133,8 +133,9 @@ class DIFMethod(Method):
             notes.append(f"--denoiser auto: {self.extractor_choice['fallback']}")
         elif self.extractor_choice:
             cands = ", ".join(f"{c['extractor']} {c['auc']:.3f}" for c in self.extractor_choice["candidates"])
-            notes.append(f"--denoiser auto chose {cfg.extractor} (out-of-fold AUC, {self.extractor_choice['folds']} "
-                         f"folds of {self.extractor_choice['fold_epochs']} epochs: {cands}; ties within {self.extractor_choice['tie']} go to the cheaper one"
+            ch = self.extractor_choice
+            notes.append(f"--denoiser auto chose {cfg.extractor} (out-of-fold AUC, {ch['folds']} folds of "
+                         f"{ch['fold_epochs']} epochs: {cands}; ties within {ch['tie']} go to the cheaper one"
                          + (f"; not scored, as none could win: {', '.join(self.extractor_choice['skipped'])}"
                             if self.extractor_choice.get("skipped") else "") + ")")
         return {"residual_seconds": t_res, "train_seconds": t_train, "n_real": n_real, "n_fake": n_fake,
