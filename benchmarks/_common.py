@@ -88,3 +88,22 @@ def train_fingerprint_quietly(out, name: str, crop: int, epochs: int, batch: int
     if rc:
         raise DIFError(f"train_dif.py failed for {name}")
     return time.perf_counter() - t
+
+
+def held_out_metrics(methods: dict, paths: list, labels: list, conditions: list[str]) -> dict:
+    """{name: {condition: {"accuracy", "auc"}}} of fitted ``methods`` on held-out images, each with
+    its own threshold, clean ("clean") and after each named perturbation (both classes); one
+    residual pass per condition serves every method that shares an extractor."""
+    from dif.evaluate import score_images
+    from dif.metrics import binary_metrics
+    from dif.robustness import get_perturbation
+
+    out: dict = {name: {} for name in methods}
+    for c in conditions:
+        pert = None if c == "clean" else get_perturbation(c)
+        sc = score_images(methods, list(paths), list(labels), pert, allow_smaller=pert is not None, batch_size=16,
+                          workers=0)
+        for name, m in methods.items():
+            met = binary_metrics(sc.scores[name], sc.labels, m.threshold)
+            out[name][c] = {"accuracy": round(float(met["accuracy"]), 4), "auc": round(float(met["auc"]), 4)}
+    return out

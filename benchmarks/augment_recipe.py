@@ -56,10 +56,10 @@ def main(argv=None) -> int:
     from dif.config import DIFConfig
     from dif.data import find_labelled
     from dif.errors import DIFError
-    from dif.evaluate import score_images
     from dif.methods.dif import DIFMethod
-    from dif.metrics import binary_metrics
-    from dif.robustness import get_perturbation, parse_perturbations
+    from dif.robustness import parse_perturbations
+
+    from _common import held_out_metrics
 
     p = Parser(description=__doc__.split("\n")[0])
     p.add_argument("data", nargs="+", type=Path, help="folders with train/ and test/")
@@ -97,13 +97,8 @@ def main(argv=None) -> int:
                 methods[name].fit(list(train.paths), list(train.labels), device=torch.device("cpu"))
                 rows[name] = {"data": str(d), "recipe": name, "seed": seed,
                               "train_seconds": round(time.perf_counter() - t, 1)}
-            for c in conds:  # every recipe's fingerprint scored on one residual pass per condition
-                pert = None if c == "clean" else get_perturbation(c)
-                sc = score_images(methods, list(test.paths), list(test.labels), pert, allow_smaller=pert is not None,
-                                  batch_size=16, workers=0)
-                for name, m in methods.items():
-                    met = binary_metrics(sc.scores[name], sc.labels, m.threshold)
-                    rows[name][c] = {"accuracy": round(float(met["accuracy"]), 4), "auc": round(float(met["auc"]), 4)}
+            for name, got in held_out_metrics(methods, test.paths, test.labels, conds).items():
+                rows[name].update(got)  # every recipe's fingerprint scored on one residual pass per condition
             for name, row in rows.items():
                 results["runs"].append(row)
                 print(f"{d.name} {name} seed {seed} ({row['train_seconds']:.0f} s): "

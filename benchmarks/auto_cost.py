@@ -54,10 +54,10 @@ def main(argv=None) -> int:
     from dif.config import read_json
     from dif.data import find_labelled
     from dif.errors import DIFError
-    from dif.evaluate import score_images
     from dif.methods import load_method
-    from dif.metrics import binary_metrics
-    from dif.robustness import get_perturbation, parse_perturbations
+    from dif.robustness import parse_perturbations
+
+    from _common import held_out_metrics
 
     p = Parser(description=__doc__.split("\n")[0])
     p.add_argument("data", nargs="+", type=Path, help="folders with train/ and test/")
@@ -100,13 +100,9 @@ def main(argv=None) -> int:
                 row[spec] = info
                 methods[spec] = load_method(folder)
             test = find_labelled(d / "test") if (d / "test").is_dir() else None
-            for c in conds if test else []:
-                pert = None if c == "clean" else get_perturbation(c)
-                sc = score_images(methods, list(test.paths), list(test.labels), pert, allow_smaller=pert is not None,
-                                  batch_size=16, workers=0)
-                for spec, m in methods.items():
-                    met = binary_metrics(sc.scores[spec], sc.labels, m.threshold)
-                    row[spec][c] = {"accuracy": round(float(met["accuracy"]), 4), "auc": round(float(met["auc"]), 4)}
+            if test:
+                for spec, got in held_out_metrics(methods, test.paths, test.labels, conds).items():
+                    row[spec].update(got)
             for spec in specs:
                 row[spec]["time_over_fixed"] = round(row[spec]["seconds"] / row[specs[0]]["seconds"], 2)
                 print(f"{d.name} {spec}: {row[spec]['seconds']:.0f} s ({row[spec]['time_over_fixed']:.2f}x), "
