@@ -14,8 +14,8 @@ was never more than 0.01 AUC below the best former default (``dncnn``) and up to
 Its own fold count (``auto:K``, default 2, the setting those measurements used) is separate from
 ``--folds``, which sizes ``--calibrate cv``. ``auto:K:E`` trains the fold fingerprints for E epochs
 only (default 0: the fingerprint's own ``--epochs``): ``auto:2:10`` costs about what one fixed DnCNN
-training costs (0.9-1.5x, against 1.3-4.5x), but on held-out data it chose better once, the same once
-and worse once (docs/dif.md, "The cost of auto"), so it is not the default.
+training costs (0.9-1.5x, against 1.3-4.7x); on four small held-out sets it chose better twice, the
+same once and worse once (docs/dif.md, "The cost of auto"); not yet the default.
 """
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 CANDIDATES = ("highpass", "wavelet-dwt", "wavelet", "dncnn")  # cheapest first
 TIE = 0.005
 AUTO_FOLDS = 2
-AUTO_FOLD_EPOCHS = 0  # the fold trainings' epochs, 0 = --epochs; auto:2:10 is cheaper, not better: docs/dif.md
+AUTO_FOLD_EPOCHS = 0  # the fold trainings' epochs, 0 = --epochs; auto:2:10 is cheaper: docs/dif.md
 TRAINING_DEFAULT = "auto"  # train_dif.py's --denoiser default; DEFAULT_EXTRACTOR stays the fixed fallback
 
 
