@@ -56,6 +56,7 @@ def main(argv=None) -> int:
     from dif.config import DIFConfig
     from dif.data import find_labelled
     from dif.errors import DIFError
+    from dif.extractors import build_extractor
     from dif.methods.dif import DIFMethod
     from dif.robustness import parse_perturbations
 
@@ -74,7 +75,8 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     check_output_file(args.out, "--out")
     recipes = parse_recipes(args.recipes)
-    conds = ["clean"] + parse_perturbations(args.perturb)
+    conds = ["clean"] + (parse_perturbations(args.perturb) if args.perturb else [])
+    build_extractor(args.denoiser)  # a bad --denoiser now, not after the first set's residuals
     sets = {}
     for d in args.data:
         if not (d / "train").is_dir() or not (d / "test").is_dir():

@@ -27,16 +27,21 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def train_one(data: str, spec: str, out: str, epochs: int, crop: int) -> int:
-    """Child process: train one fingerprint, print {"seconds", "max_rss_mb"} as the last line."""
+    """Child process: train one fingerprint, print {"seconds", "max_rss_mb"} as the last line (a
+    failure: train_dif.py's one-line error on stderr, its exit code)."""
     import resource
 
     sys.path.insert(0, str(ROOT))
     import train_dif
 
+    from dif.cli import run_main
+
     t = time.perf_counter()
-    rc = train_dif.main([data, out, "--denoiser", spec, "--epochs", str(epochs), "--checkpoint-every", str(epochs),
+    rc = run_main(train_dif.main, [data, out, "--denoiser", spec, "--epochs", str(epochs), "--checkpoint-every", str(epochs),
                          "--crop", str(crop), "--quiet"])
     seconds = time.perf_counter() - t
+    if rc:
+        return rc
     print(json.dumps({"rc": rc, "seconds": round(seconds, 1),
                       "max_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}))
     return rc
@@ -50,10 +55,12 @@ def main(argv=None) -> int:
     import torch
 
     from dif.atomic import check_output_file, write_text_atomic
+    from dif.choose import parse_auto
     from dif.cli import Parser, int_in
     from dif.config import read_json
     from dif.data import find_labelled
     from dif.errors import DIFError
+    from dif.extractors import build_extractor
     from dif.methods import load_method
     from dif.robustness import parse_perturbations
 
@@ -71,6 +78,11 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     check_output_file(args.out, "--out")
     specs = [s.strip() for s in args.specs.split(",") if s.strip()]
+    if not specs:
+        raise DIFError("--specs: no extractor named")
+    for spec in specs:  # a bad spec now, not after the first training
+        if parse_auto(spec) is None:
+            build_extractor(spec)
     conds = ["clean"] + (parse_perturbations(args.perturb) if args.perturb else [])
     for d in args.data:
         if not (d / "train").is_dir():
@@ -89,7 +101,9 @@ def main(argv=None) -> int:
                 proc = subprocess.run([sys.executable, __file__, "--child", str(d / "train"), spec, str(folder),
                                        str(args.epochs), str(args.crop)], env=env, capture_output=True, text=True)
                 if proc.returncode:
-                    raise DIFError(f"training {spec} on {d} failed: {(proc.stderr or proc.stdout).strip()[-300:]}")
+                    said = (proc.stderr.strip() or proc.stdout.strip() or "no message").splitlines()[-1]
+                    said = said.removeprefix("error: ")
+                    raise DIFError(f"training {spec} on {d} failed: {said}")
                 info = json.loads(proc.stdout.strip().splitlines()[-1])
                 cfg = read_json(folder / "config.json")
                 info["extractor"] = cfg["extractor"]

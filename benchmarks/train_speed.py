@@ -41,9 +41,9 @@ def main(argv=None) -> int:
     from dif.extractors import DnCNN, DnCNNExtractor, build_extractor
     from dif.fingerprint import train_fingerprint
 
-    from dif.choose import auto_folds
+    from dif.choose import parse_auto
 
-    if auto_folds(args.denoiser) is not None:
+    if parse_auto(args.denoiser) is not None:
         return time_auto(args)
     with tempfile.TemporaryDirectory() as tmp:
         ds = find_labelled(workload_dir(Path(tmp), args.images))

@@ -66,10 +66,14 @@ def parse_auto(spec: Optional[str]) -> Optional[tuple[int, int]]:
     return k, e
 
 
-def auto_folds(spec: Optional[str]) -> Optional[int]:
-    """The fold count of an ``auto[:K[:E]]`` spec; None for any other spec."""
-    parsed = parse_auto(spec)
-    return None if parsed is None else parsed[0]
+def config_residuals(paths: Sequence[Path], labels: Sequence[int], extractor: torch.nn.Module, cfg: DIFConfig,
+                     device, progress: bool = False) -> TrainingSet:
+    """``data.training_residuals`` with everything a fingerprint's config says about them (crop,
+    copies and their kinds, re-encoding, seed, tiles): one place, so a new option reaches every
+    training the same way."""
+    return training_residuals(paths, labels, extractor, (cfg.crop, cfg.crop), augment=cfg.augment,
+                              reencode=cfg.reencode, seed=cfg.seed, device=device, progress=progress, tiles=cfg.tiles,
+                              grid=cfg.tile_grid, kinds=cfg.augment_kinds)
 
 
 def out_of_fold_auc(ts: TrainingSet, cfg: DIFConfig, folds: int, device, progress: bool = False) -> float:
@@ -111,9 +115,7 @@ def choose_extractor(paths: Sequence[Path], labels: Sequence[int], cfg: DIFConfi
     for spec in candidates:
         t0 = time.perf_counter()
         ext = build_extractor(spec, device)
-        ts = training_residuals(paths, labels, ext, (cfg.crop, cfg.crop), augment=cfg.augment, reencode=cfg.reencode,
-                                seed=cfg.seed, device=device, progress=progress, tiles=cfg.tiles, grid=cfg.tile_grid,
-                                kinds=cfg.augment_kinds)
+        ts = config_residuals(paths, labels, ext, cfg, device, progress)
         y = ts.cache.labels.numpy()[np.unique(ts.groups, return_index=True)[1]]
         fewest = min((y == 0).sum(), (y == 1).sum())
         if fewest == 0:
@@ -126,10 +128,7 @@ def choose_extractor(paths: Sequence[Path], labels: Sequence[int], cfg: DIFConfi
             log.warning("--denoiser auto: %s", report["fallback"])
             if fallback.spec == ext.spec:
                 return fallback.spec, ts, report
-            return fallback.spec, training_residuals(paths, labels, fallback, (cfg.crop, cfg.crop), augment=cfg.augment,
-                                                     reencode=cfg.reencode, seed=cfg.seed, device=device,
-                                                     progress=progress, tiles=cfg.tiles, grid=cfg.tile_grid,
-                                                     kinds=cfg.augment_kinds), report
+            return fallback.spec, config_residuals(paths, labels, fallback, cfg, device, progress), report
         auc = out_of_fold_auc(ts, replace(cfg, extractor=ext.spec, epochs=fold_epochs), folds, device, progress)
         report["candidates"].append({"extractor": ext.spec, "auc": round(auc, 4),
                                      "seconds": round(time.perf_counter() - t0, 1)})

@@ -436,6 +436,9 @@ def test_saves_are_byte_reproducible(tmp_path, tiny_data, scripts):
     ("augment_recipe.py", ["DATA", "--out", "r.json"], "needs train/ and test/"),
     ("auto_cost.py", ["DATA", "--out", "r.json"], "needs train/"),
     ("auto_cost.py", ["DATA", "--out", "/sys/r.json"], "--out"),
+    ("auto_cost.py", ["DATA", "--out", "r.json", "--specs", "dncnn,bogus"], "bogus"),
+    ("auto_cost.py", ["DATA", "--out", "r.json", "--specs", "auto:1"], "auto:K"),
+    ("augment_recipe.py", ["DATA", "--out", "r.json", "--denoiser", "bogus"], "bogus"),
 ])
 def test_benchmarks_answer_bad_input_in_one_line(tmp_path, shared_data, script, args, msg):
     args = [str(tmp_path) if a == "DATA" else a.replace("SHARED", str(shared_data)) for a in args]

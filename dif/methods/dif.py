@@ -18,7 +18,7 @@ from ..atomic import write_text_atomic
 from ..calibration import calibrate, choose_centres, load_calibration, save_calibration
 from ..checkpoint import checkpoint_path, load_fingerprint_dir, save_checkpoint
 from ..config import DIFConfig
-from ..data import draw_subset, run_in_chunks, tile_prepare, training_residuals
+from ..data import draw_subset, run_in_chunks, tile_prepare
 from ..detect import Detector
 from ..errors import DIFError, shown
 from ..extractors import DEFAULT_EXTRACTOR, ResidualExtractor, build_extractor, extractor_identity, same_extractor
@@ -69,7 +69,7 @@ class DIFMethod(Method):
         cfg = self.config
         parse_reencode(cfg.reencode)
         self.device = torch.device(device)
-        from ..choose import parse_auto
+        from ..choose import config_residuals, parse_auto
 
         auto_spec = parse_auto(cfg.extractor)
         auto = auto_spec is not None
@@ -95,10 +95,7 @@ class DIFMethod(Method):
         else:
             log.debug("computing residuals of %d real + %d fake images (%s, crop %d) on %s", len(real), len(fake),
                       extractor.spec, cfg.crop, device)
-            ts = training_residuals(real + fake, [0] * len(real) + [1] * len(fake), extractor, (cfg.crop, cfg.crop),
-                                    augment=cfg.augment, reencode=cfg.reencode, seed=cfg.seed, device=device,
-                                    progress=progress, tiles=cfg.tiles, grid=cfg.tile_grid,
-                                    kinds=cfg.augment_kinds)
+            ts = config_residuals(real + fake, [0] * len(real) + [1] * len(fake), extractor, cfg, device, progress)
         cache = ts.cache
         t_res = time.perf_counter() - t0
         n_real, n_fake = int((cache.labels == 0).sum()), int((cache.labels == 1).sum())
