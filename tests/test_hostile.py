@@ -104,9 +104,10 @@ def test_missing_output_folders_are_created(trained, tiny_data, scripts, tmp_pat
 
 
 def test_train_and_blank_output_locations_are_checked_before_any_work(tiny_data, scripts, capsys, readonly, monkeypatch):
-    import dif.methods.dif
+    import dif.choose
 
-    monkeypatch.setattr(dif.methods.dif, "training_residuals", lambda *a, **k: pytest.fail("work started"))
+    # every training's residuals go through choose.config_residuals (fixed extractor or auto)
+    monkeypatch.setattr(dif.choose, "config_residuals", lambda *a, **k: pytest.fail("work started"))
     for target in (readonly / "newcheck", readonly):
         assert run_main(scripts.train.main, [str(tiny_data), str(target), *TRAIN]) == 2
         line = one_line_error(capsys)
