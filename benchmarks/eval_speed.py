@@ -3,15 +3,20 @@
 
 For each extractor (the shipped DnCNN-17, or one with random weights, which costs the same, when
 checks/denoiser/ holds none; the wavelet and high-pass filters) it times (a) the extractor alone on pre-cropped tensors and
-(b) the whole evaluation path (decode, crop, extract, correlate). The DnCNN is timed in both
-precisions: ``dncnn17`` the fp32 reference, ``dncnn17-bf16`` BatchNorm folded and bfloat16 (what
-``eval_dif.py --precision auto`` uses on a CPU with native bfloat16). Also reports the machine's
-fp32 matmul GFLOP/s and the DnCNN's achieved GFLOP/s.
+(b) the whole evaluation path (decode, crop, extract, correlate). The DnCNN is timed in every
+precision of ``eval_dif.py --precision``: ``dncnn17`` the fp32 reference, ``dncnn17-folded``
+BatchNorm folded into the convolutions (fp32), ``dncnn17-bf16`` folded and bfloat16. Also reports
+the machine's fp32 matmul GFLOP/s and the DnCNN's achieved GFLOP/s.
 
 With ``--auc-check SHARED_DATA`` it also scores held-out images with every fingerprint the DIF
 authors released (13 generators; on their 3 sample sets and the 5 CNNDetection sets: 104 pairs),
-once with fp32 residuals and once with bf16 ones, and prints the largest AUC difference and how
-many images change side at the fingerprint's own centres.
+once with fp32 residuals and once with each faster path's, and prints the largest AUC difference
+and how many images change side at the fingerprint's own centres.
+
+With ``--int8-probe SHARED_DATA`` it also quantises the DnCNN to int8 with PyTorch's own eager
+quantisation (BatchNorm folded, convolution + ReLU fused, per-channel weights, activation ranges
+calibrated on 16 clean LIVE1 crops) and prints its forward speed and how far its residual is from
+fp32's on 4 other LIVE1 crops (relative error of the residual's norm).
 
     python benchmarks/eval_speed.py [--images 20] [--crop 256] [--auc-check ../shared/data]
 """
@@ -24,6 +29,8 @@ from pathlib import Path
 
 from _common import matmul_gflops, workload_dir
 
+FAST = ("folded", "bf16")  # the faster paths of --precision, each against the fp32 reference
+
 
 def main(argv=None) -> int:
     from dif.cli import Parser, int_in
@@ -33,8 +40,15 @@ def main(argv=None) -> int:
     p.add_argument("--crop", type=int_in(16, 356), default=256, help="centre crop (the workload images are 356 px)")
     p.add_argument("--batch", type=int_in(1, 1024), default=8)
     p.add_argument("--auc-check", type=Path, default=None, metavar="SHARED_DATA",
-                   help="also compare fp32 and bf16 scores of the authors' fingerprints on held-out images")
+                   help="also compare the fp32 scores of the authors' fingerprints on held-out images with each "
+                        "faster path's")
+    p.add_argument("--int8-probe", type=Path, default=None, metavar="SHARED_DATA",
+                   help="also time an int8 DnCNN and measure its residual error (calibrated on LIVE1 crops)")
     args = p.parse_args(argv)
+    if args.int8_probe is not None and not (args.int8_probe / "natural" / "live1").is_dir():
+        from dif.errors import DIFError
+
+        raise DIFError(f"--int8-probe {args.int8_probe}: no natural/live1 there (give ../shared/data)")
     if args.auc_check is not None and not (args.auc_check / "dif_official" / "checks").is_dir():
         from dif.errors import DIFError
 
@@ -54,9 +68,10 @@ def main(argv=None) -> int:
         imgs = torch.stack([center_crop(load_image(p), crop) for p in ds.paths])
         det = Detector(torch.randn(1, 3, *crop), 0.0, 0.01)
         dncnn = build_extractor("dncnn") if SHIPPED_DNCNN.is_file() else DnCNNExtractor(DnCNN())
-        fast = (build_extractor("dncnn", precision="bf16") if SHIPPED_DNCNN.is_file()
-                else DnCNNExtractor(DnCNN()).with_precision("bf16"))
-        for name, ext in (("dncnn17", dncnn), ("dncnn17-bf16", fast), ("wavelet", build_extractor("wavelet")),
+        fast = {pr: (build_extractor("dncnn", precision=pr) if SHIPPED_DNCNN.is_file()
+                     else DnCNNExtractor(DnCNN()).with_precision(pr)) for pr in FAST}
+        for name, ext in (("dncnn17", dncnn), *((f"dncnn17-{pr}", e) for pr, e in fast.items()),
+                          ("wavelet", build_extractor("wavelet")),
                           ("wavelet-dwt", build_extractor("wavelet-dwt")), ("highpass", build_extractor("highpass"))):
             ext(imgs[:1])  # warm-up
             t0 = time.perf_counter()
@@ -75,18 +90,80 @@ def main(argv=None) -> int:
                 flops = 2 * hw * 9 * (3 * 64 + 15 * 64 * 64 + 64 * 3)
                 row["gflops"] = round(flops * n / t_fwd / 1e9, 1)
             out[name] = row
-    if "dncnn17-bf16" in out:
-        out["bf16_speedup_forward"] = round(out["dncnn17-bf16"]["forward_img_per_s"] / out["dncnn17"]["forward_img_per_s"], 2)
-        out["bf16_eval_over_fp32_forward"] = round(out["dncnn17-bf16"]["eval_img_per_s"]
-                                                   / out["dncnn17"]["forward_img_per_s"], 2)
+    for pr in FAST:
+        out[f"{pr}_speedup_forward"] = round(out[f"dncnn17-{pr}"]["forward_img_per_s"]
+                                             / out["dncnn17"]["forward_img_per_s"], 2)
+        out[f"{pr}_eval_over_fp32_forward"] = round(out[f"dncnn17-{pr}"]["eval_img_per_s"]
+                                                    / out["dncnn17"]["forward_img_per_s"], 2)
+    if args.int8_probe is not None:
+        out["int8_probe"] = int8_probe(args.int8_probe / "natural" / "live1", args.crop, args.batch)
     if args.auc_check is not None:
         out["auc_check"] = auc_check(args.auc_check, args.batch)
     print(json.dumps(out, indent=2))
     return 0
 
 
+def int8_probe(photos: Path, crop: int, batch: int) -> dict:
+    """The shipped DnCNN in int8 (eager post-training quantisation, x86 backend): forward speed
+    against fp32 (folded) and the residual's relative error. The DnCNN's activations carry the
+    image itself while its output is a residual a hundred times smaller, so 8-bit activations
+    lose the residual."""
+    import copy
+    import warnings
+
+    import torch
+    import torch.ao.quantization as tq
+    from torch import nn
+
+    from dif.data import center_crop, list_images, load_image
+    from dif.extractors import DNCNN_PAD, SHIPPED_DNCNN, DnCNN, load_dncnn
+    from dif.extractors.dncnn import fold_batchnorm
+
+    warnings.filterwarnings("ignore", module="torch.ao")
+    net = load_dncnn(SHIPPED_DNCNN)[0].eval() if SHIPPED_DNCNN.is_file() else DnCNN().eval()
+    fused = fold_batchnorm(net.dncnn)
+    blocks, mods = [], [copy.deepcopy(m) for m in fused]
+    for m in mods:
+        if isinstance(m, nn.ReLU):
+            m.inplace = False
+    i = 0
+    while i < len(mods):  # conv (+ ReLU) blocks, each fused for the quantised kernels
+        if i + 1 < len(mods) and isinstance(mods[i + 1], nn.ReLU):
+            blocks.append(tq.fuse_modules(nn.Sequential(mods[i], mods[i + 1]), [["0", "1"]]))
+            i += 2
+        else:
+            blocks.append(nn.Sequential(mods[i]))
+            i += 1
+    q = nn.Sequential(tq.QuantStub(), *blocks, tq.DeQuantStub()).eval()
+    torch.backends.quantized.engine = "x86"
+    q.qconfig = tq.QConfig(activation=tq.HistogramObserver.with_args(reduce_range=False),
+                           weight=tq.PerChannelMinMaxObserver.with_args(dtype=torch.qint8,
+                                                                         qscheme=torch.per_channel_symmetric))
+    tq.prepare(q, inplace=True)
+    pad = lambda x: nn.functional.pad(x, (DNCNN_PAD,) * 4)  # noqa: E731
+    imgs = [center_crop(load_image(p), (crop, crop)) for p in list_images(photos)[:20]]
+    with torch.no_grad():
+        for x in imgs[:16]:
+            q(pad(x[None]))
+        tq.convert(q, inplace=True)
+        errs = [float((q(pad(x[None])) - fused(pad(x[None]))).norm() / fused(pad(x[None])).norm()) for x in imgs[16:]]
+        xb = pad(torch.stack((imgs * batch)[:batch]))
+        times = {}
+        for name, f, x in (("fp32_folded", fused.to(memory_format=torch.channels_last),
+                            xb.contiguous(memory_format=torch.channels_last)), ("int8", q, xb)):
+            f(x)
+            t0 = time.perf_counter()
+            f(x)
+            times[name] = time.perf_counter() - t0
+    out = {"residual_relative_error": round(sum(errs) / len(errs), 3),
+           "int8_speedup_over_folded_fp32": round(times["fp32_folded"] / times["int8"], 2)}
+    print(f"int8: residual off by {out['residual_relative_error']:.0%} of its norm; "
+          f"{out['int8_speedup_over_folded_fp32']}x the folded fp32 forward", flush=True)
+    return out
+
+
 def auc_check(shared: Path, batch: int) -> dict:
-    """fp32 against bf16 residuals under every released fingerprint, on every held-out set."""
+    """fp32 against each faster path's residuals under every released fingerprint, on every held-out set."""
     import numpy as np
 
     from dif.data import compute_residuals, find_labelled
@@ -100,8 +177,10 @@ def auc_check(shared: Path, batch: int) -> dict:
     checks = sorted(p for p in (shared / "dif_official" / "checks").iterdir() if p.is_dir())
     methods = [load_method(c) for c in checks]
     crop = methods[0].crop
-    exts = {"fp32": build_extractor("dncnn"), "bf16": build_extractor("dncnn", precision="bf16")}
-    rows, d_auc, flips, n_scores, worst = [], [], 0, 0, 0.0
+    exts = {pr: build_extractor("dncnn", precision=pr) for pr in ("fp32",) + FAST}
+    rows: list[dict] = []
+    stats = {pr: {"d_auc": [], "flips": 0, "worst": 0.0} for pr in FAST}
+    n_scores = 0
     for name, folder in sets.items():
         ds = find_labelled(folder)
         res = {k: compute_residuals(ds.paths, ds.labels, e, crop, batch_size=batch) for k, e in exts.items()}
@@ -110,21 +189,28 @@ def auc_check(shared: Path, batch: int) -> dict:
             det = m.detector
             s = {k: det.oriented(det.correlate(r.residuals)) for k, r in res.items()}
             met = {k: binary_metrics(v, y, m.threshold) for k, v in s.items()}
-            d = abs(met["bf16"]["auc"] - met["fp32"]["auc"])
-            side = (s["fp32"] > m.threshold) != (s["bf16"] > m.threshold)
-            d_auc.append(d)
-            flips += int(side.sum())
+            row = {"data": name, "fingerprint": c.name, "auc_fp32": round(met["fp32"]["auc"], 4),
+                   "acc_fp32": met["fp32"]["accuracy"]}
             n_scores += len(y)
-            rel = float(np.abs(s["bf16"] - s["fp32"]).max() / (abs(det.mu_fake - det.mu_real) + 1e-12))
-            worst = max(worst, rel)
-            rows.append({"data": name, "fingerprint": c.name, "auc_fp32": round(met["fp32"]["auc"], 4),
-                         "auc_bf16": round(met["bf16"]["auc"], 4), "acc_fp32": met["fp32"]["accuracy"],
-                         "acc_bf16": met["bf16"]["accuracy"], "changed_side": int(side.sum())})
-        print(f"{name}: max |dAUC| {max(r['auc_bf16'] - r['auc_fp32'] for r in rows[-len(checks):]):+.4f} .. "
-              f"{min(r['auc_bf16'] - r['auc_fp32'] for r in rows[-len(checks):]):+.4f}", flush=True)
-    return {"pairs": len(rows), "max_abs_auc_diff": round(max(d_auc), 4), "mean_abs_auc_diff": round(float(np.mean(d_auc)), 5),
-            "images_changing_side": flips, "scores": n_scores,
-            "max_score_shift_over_centre_gap": round(worst, 4), "rows": rows}
+            for pr in FAST:
+                st = stats[pr]
+                side = (s["fp32"] > m.threshold) != (s[pr] > m.threshold)
+                st["d_auc"].append(abs(met[pr]["auc"] - met["fp32"]["auc"]))
+                st["flips"] += int(side.sum())
+                gap = abs(det.mu_fake - det.mu_real) + 1e-12
+                st["worst"] = max(st["worst"], float(np.abs(s[pr] - s["fp32"]).max() / gap))
+                row.update({f"auc_{pr}": round(met[pr]["auc"], 4), f"acc_{pr}": met[pr]["accuracy"],
+                            f"changed_side_{pr}": int(side.sum())})
+            rows.append(row)
+        last = rows[-len(checks):]
+        print(f"{name}: " + "; ".join(f"{pr} dAUC {min(r[f'auc_{pr}'] - r['auc_fp32'] for r in last):+.4f} .. "
+                                      f"{max(r[f'auc_{pr}'] - r['auc_fp32'] for r in last):+.4f}" for pr in FAST),
+              flush=True)
+    out: dict = {"pairs": len(rows), "scores": n_scores, "rows": rows}
+    for pr, st in stats.items():
+        out[pr] = {"max_abs_auc_diff": round(max(st["d_auc"]), 4), "mean_abs_auc_diff": round(float(np.mean(st["d_auc"])), 5),
+                   "images_changing_side": st["flips"], "max_score_shift_over_centre_gap": round(st["worst"], 6)}
+    return out
 
 
 if __name__ == "__main__":

@@ -269,8 +269,8 @@ def test_channels_last_extractor_matches_the_plain_network():
 
 
 def test_bf16_precision_folds_batchnorm_and_stays_close_to_fp32(tiny_data, tmp_path, scripts, capsys):
-    """--precision bf16: BatchNorm folded into the convolutions (exact in fp32), the forward in
-    bfloat16 within a few percent of fp32; recorded in the JSON; fp32 stays the default."""
+    """--precision folded: BatchNorm folded into the convolutions, fp32, the reference up to
+    rounding; bf16: the same in bfloat16, within a few percent of fp32; recorded in the JSON."""
     import json
 
     import torch
@@ -294,14 +294,22 @@ def test_bf16_precision_folds_batchnorm_and_stays_close_to_fp32(tiny_data, tmp_p
     fast = DnCNNExtractor(net).with_precision("bf16")
     assert ext.precision == "fp32" and fast.precision == "bf16"
     assert float((fast(x) - ref).norm() / ref.norm()) < 0.05
+    assert all(q.dtype == torch.float32 for q in net.parameters())  # the bf16 copy left the reference alone
+    folded = DnCNNExtractor(net).with_precision("folded")
+    assert folded.precision == "folded" and float((folded(x) - ref).norm() / ref.norm()) < 1e-5
+    assert folded.with_precision("fp32").fast is None
     check = tmp_path / "c"
     assert run_main(scripts.train.main, [str(tiny_data), str(check), "--epochs", "2", "--crop", "32", "--batch", "8",
                                          "--denoiser", "dncnn", "--augment", "0", "--quiet"]) == 0
-    for precision in ("fp32", "bf16"):
+    auc = {}
+    for precision in ("fp32", "folded", "bf16", None):
         js = tmp_path / f"{precision}.json"
-        argv = [str(check), str(tiny_data), "--json", str(js), "--quiet"] + (["--precision", "bf16"] if precision == "bf16" else [])
+        argv = [str(check), str(tiny_data), "--json", str(js), "--quiet"] + (["--precision", precision] if precision else [])
         assert run_main(scripts.eval.main, argv) == 0
-        assert json.loads(js.read_text())["precision"] == precision
+        rep = json.loads(js.read_text())
+        assert rep["precision"] == (precision or "folded")  # folded: evaluation's default
+        auc[precision] = rep["auc"]
+    assert auc["folded"] == auc["fp32"] == auc[None]
     capsys.readouterr()
     assert run_main(scripts.eval.main, [str(check), str(tiny_data), "--precision", "fp16"]) == 2
     assert "--precision" in capsys.readouterr().err

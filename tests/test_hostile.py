@@ -419,6 +419,7 @@ def test_saves_are_byte_reproducible(tmp_path, tiny_data, scripts):
 @pytest.mark.parametrize("script,args,msg", [
     ("reproduce_table.py", ["DATA", "--folds", "0"], "--folds"),
     ("eval_speed.py", ["--images", "-1"], "--images"),
+    ("eval_speed.py", ["--int8-probe", "DATA"], "--int8-probe"),
     ("train_speed.py", ["--crop", "50"], "multiple of 16"),
     ("official_fingerprints.py", ["--bootstrap", "-1"], "--bootstrap"),
     ("residual_quality.py", ["--crop", "5"], "--crop"),

@@ -21,12 +21,17 @@ from ..errors import DIFError
 DEFAULT_EXTRACTOR = "dncnn"  # the fixed default; train_dif.py chooses per data set (dif.choose.TRAINING_DEFAULT)
 
 
-PRECISIONS = ("fp32", "bf16")
+PRECISIONS = ("fp32", "folded", "bf16")
+# evaluation's default: the fastest path that left every AUC of the check in docs/speed_memory.md
+# unchanged (104 fingerprint x data pairs); training keeps fp32, the reference
+EVAL_PRECISION = "folded"
 
 
 def check_precision(precision: Optional[str]) -> str:
-    """``fp32`` (the reference, and the default: bf16 moved AUCs by up to 0.08 on held-out images,
-    docs/speed_memory.md) or ``bf16`` (about 4x faster on a CPU with native bfloat16)."""
+    """``fp32`` (the reference, and the default), ``folded`` (BatchNorm folded into the
+    convolutions, still fp32: the same residual up to rounding, faster) or ``bf16`` (about 4x
+    faster on a CPU with native bfloat16, but it moved AUCs by up to 0.08 on held-out images,
+    docs/speed_memory.md)."""
     p = (precision or "fp32").lower()
     if p not in PRECISIONS:
         raise DIFError(f"--precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
@@ -44,8 +49,8 @@ class ResidualExtractor(nn.Module):
     precision: str = "fp32"
 
     def with_precision(self, precision: str) -> "ResidualExtractor":
-        """This extractor computing in ``precision`` (``fp32`` or ``bf16``) where that is
-        supported; the default keeps fp32."""
+        """This extractor computing in ``precision`` (``fp32``, ``folded`` or ``bf16``) where
+        that is supported; the default keeps fp32."""
         return self
 
     def freeze(self) -> "ResidualExtractor":
@@ -97,7 +102,7 @@ def _kind(spec: Optional[str]) -> tuple[ExtractorKind, str, str]:
 
 def build_extractor(spec: Optional[str] = None, device: str | torch.device = "cpu",
                     precision: str = "fp32") -> ResidualExtractor:
-    """Make a frozen residual extractor from its spec string; ``precision`` (``fp32`` or ``bf16``,
+    """Make a frozen residual extractor from its spec string; ``precision`` (``fp32``, ``folded`` or ``bf16``,
     see ``check_precision``) is that of its forward pass."""
     kind, arg, spec = _kind(spec)
     return kind.build(arg, spec).to(device).with_precision(check_precision(precision))

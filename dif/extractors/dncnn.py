@@ -81,22 +81,24 @@ class DnCNNExtractor(ResidualExtractor):
                 mean_residual = mean_residual.unsqueeze(0)
         self.register_buffer("mean_residual", mean_residual, persistent=False)
         self.spec = spec
-        self.fast: Optional[nn.Module] = None  # the bf16 network of with_precision("bf16")
+        self.fast: Optional[nn.Module] = None  # the folded network of with_precision("folded" / "bf16")
         self.freeze()
 
     def with_precision(self, precision: str) -> "DnCNNExtractor":
-        """``bf16``: a copy of the network with each BatchNorm folded into the convolution before it
-        and the weights in bfloat16 (channels-last), used for the forward pass; the fp32 network is
-        kept as the reference. About 4x faster on a CPU with AMX / AVX512-BF16, at a cost in
-        accuracy (the residual is off by about 1.5% of its norm; measured in docs/speed_memory.md)."""
+        """``folded``: a copy of the network with each BatchNorm folded into the convolution before
+        it, in fp32 (the same arithmetic up to rounding, one pass over the activations fewer per
+        layer); ``bf16``: the same copy with weights and activations in bfloat16 (about 4x faster
+        on a CPU with AMX / AVX512-BF16, but the residual is off by about 1.5% of its norm: measured
+        in docs/speed_memory.md). The unfolded fp32 network is kept as the reference."""
         if precision == "fp32":
             self.fast, self.precision = None, "fp32"
             return self
-        if precision != "bf16":
-            raise DIFError(f"unknown precision {precision!r} (fp32 or bf16)")
+        if precision not in ("folded", "bf16"):
+            raise DIFError(f"unknown precision {precision!r} (fp32, folded or bf16)")
         dev = next(self.net.parameters()).device
-        self.fast = fold_batchnorm(self.net.dncnn).to(dev, torch.bfloat16).to(memory_format=torch.channels_last)
-        self.precision = "bf16"
+        dtype = torch.bfloat16 if precision == "bf16" else torch.float32
+        self.fast = fold_batchnorm(self.net.dncnn).to(dev, dtype).to(memory_format=torch.channels_last)
+        self.precision = precision
         return self
 
     @torch.no_grad()
@@ -104,7 +106,8 @@ class DnCNNExtractor(ResidualExtractor):
         p = DNCNN_PAD
         xp = F.pad(x, (p, p, p, p)).contiguous(memory_format=torch.channels_last)
         if getattr(self, "fast", None) is not None:
-            res = self.fast(xp.to(torch.bfloat16)).float()[..., p:-p, p:-p].contiguous()
+            dtype = torch.bfloat16 if self.precision == "bf16" else torch.float32
+            res = self.fast(xp.to(dtype)).float()[..., p:-p, p:-p].contiguous()
         else:
             res = self.net(xp)[..., p:-p, p:-p].contiguous()
         m = self.mean_residual
@@ -115,7 +118,10 @@ class DnCNNExtractor(ResidualExtractor):
 
 def fold_batchnorm(seq: nn.Sequential) -> nn.Sequential:
     """An eval-mode copy of ``seq`` with every BatchNorm2d that follows a Conv2d folded into that
-    convolution (weights and a bias), which removes a pass over the activations per layer."""
+    convolution (weights and a bias), which removes a pass over the activations per layer. Every
+    module is a copy: casting the result (to bfloat16) must not touch ``seq``, the reference."""
+    import copy
+
     from torch.nn.utils.fusion import fuse_conv_bn_eval
 
     mods, out, i = list(seq), [], 0
@@ -125,7 +131,7 @@ def fold_batchnorm(seq: nn.Sequential) -> nn.Sequential:
             out.append(fuse_conv_bn_eval(m.eval(), mods[i + 1].eval()))
             i += 2
         else:
-            out.append(m)
+            out.append(copy.deepcopy(m))
             i += 1
     return nn.Sequential(*out).eval()
 
