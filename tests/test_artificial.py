@@ -387,3 +387,57 @@ def test_training_continues_from_an_earlier_run(tiny_pair, shared_data, tmp_path
     capsys.readouterr()
     assert cli(*[a if a != "4" else "8" for a in args], "--output_dir", tmp_path / "bad", "--init_from", folder) == 2
     assert "does not match" in one_line_error(capsys)
+
+
+def test_simulated_jpeg_follows_the_codec_and_its_gradient_sees_the_dead_zone(shared_data):
+    """simulated_jpeg is close to Pillow's codec at every quality (far closer than to the input),
+    and lower quality loses more; jpeg_through gives the codec's exact output either way; its
+    simulated gradient passes a low-frequency change and mostly stops a faint high-frequency one,
+    where the straight-through gradient passes both untouched."""
+    from dif.artificial.jpeg import jpeg_through, quant_table, real_jpeg, simulated_jpeg
+    from dif.data import load_image
+
+    paths = sorted((shared_data / "natural" / "live1").iterdir())[:4]
+    x = torch.stack([load_image(p)[..., :64, :64] for p in paths])
+    psnr_ = lambda a, b: float(10 * torch.log10(1 / ((a - b) ** 2).mean()))  # noqa: E731
+    prev = math.inf
+    for q in (95, 75, 50):
+        real, sim = real_jpeg(x, q), simulated_jpeg(x, q)
+        assert psnr_(sim, real) > psnr_(real, x) + 2
+        assert psnr_(real, x) < prev
+        prev = psnr_(real, x)
+    assert quant_table(50)[0, 0] == 16 and quant_table(100).max() == 1
+    for grad in ("straight", "simulated"):
+        assert torch.allclose(jpeg_through(x, 75, grad), real_jpeg(x, 75), atol=1e-6)
+    grey = torch.full((1, 3, 64, 64), 0.5, requires_grad=True)
+    yy, xx = torch.meshgrid(torch.arange(64.0), torch.arange(64.0), indexing="ij")
+    smooth = torch.cos(2 * math.pi * xx / 64).expand(1, 3, 64, 64)
+    checker = ((-1.0) ** (xx + yy)).expand(1, 3, 64, 64)
+    gains = {}
+    for grad in ("straight", "simulated"):
+        for name, direction in (("smooth", smooth), ("checker", checker)):
+            grey.grad = None
+            (jpeg_through(grey, 50, grad) * direction).sum().backward()
+            gains[grad, name] = float((grey.grad * direction).sum() / (direction * direction).sum())
+    assert gains["straight", "smooth"] == pytest.approx(1) and gains["straight", "checker"] == pytest.approx(1)
+    assert gains["simulated", "checker"] < 0.1 < gains["simulated", "smooth"]
+
+
+def test_curriculum_strength_rises_only_while_bits_hold():
+    from dif.artificial.train import Curriculum, perturb_batch
+
+    c = Curriculum(4, 0.9)
+    assert c.strength == 0
+    c.observe(0, True, 0.95)
+    c.observe(1, False, 0.99)  # a clean batch does not count
+    c.observe(2, True, 0.5)  # bits lost: wait
+    assert c.strength == pytest.approx(0.25)
+    for step in range(3, 6):
+        c.observe(step, True, 0.95)
+    assert c.strength == 1 and c.full_at == 5
+    assert Curriculum(0, 0.9).strength == 1
+    # strength 0: the mildest end of every range (no noise at all)
+    x = torch.rand(2, 3, 32, 32)
+    g = torch.Generator().manual_seed(0)
+    seen = [perturb_batch(x, ["noise"], g, strength=0.0) for _ in range(20)]
+    assert any(k == "noise" for _, k in seen) and all(torch.equal(y, x) for y, _ in seen)

@@ -207,7 +207,11 @@ def write_model_card(folder: Path, summary: dict) -> Path:
         + f", batch {cfg['batch_size']}, BCE weight {cfg['BCE_loss_weight']:g}, image "
         f"(MSE) weight 0 until a batch decodes > 0.9, then {cfg['l2_loss_await']} steps at 0 and a ramp to "
         f"{cfg['l2_loss_scale']:g} over {cfg['l2_loss_ramp']} steps; perturbations in training: "
-        f"{cfg['perturb'] or 'none'}; He initialisation",
+        f"{cfg['perturb'] or 'none'}"
+        + (f" (JPEG gradient: {cfg.get('jpeg_gradient', 'straight')})" if "jpeg" in cfg["perturb"] else "")
+        + (f"; curriculum: strength from 0 up by 1/{cfg['curriculum']} per perturbed batch decoding >= "
+           f"{cfg['curriculum_hold']:g} (full strength at step {summary.get('full_strength_at')}, ended at "
+           f"{summary.get('perturbation_strength', 1):.2f})" if cfg.get("curriculum") else ""),
         (f"- continued from: `{summary['init_from']}` (its own model card)" if summary.get("init_from") else
          "- started from He-initialised weights"),
         f"- run: {summary['steps']} steps in {summary['seconds']:.0f} s (stopped by {summary['stopped']}); image loss "

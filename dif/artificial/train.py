@@ -8,7 +8,6 @@ bit accuracy 0.5).
 """
 from __future__ import annotations
 
-import io
 import logging
 import math
 import time
@@ -19,13 +18,13 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
 
 from ..config import opt
 from ..data import ImageReadError, load_image
 from ..errors import DIFError, first_line, shown
 from ..schedules import budget_fraction, set_cosine_lr
 from .bits import bit_accuracy, decode_bits, random_bits
+from .jpeg import jpeg_through
 from .models import FingerprintDecoder, FingerprintEncoder, check_resolution
 
 log = logging.getLogger(__name__)
@@ -70,6 +69,15 @@ class ArtificialConfig:
                              "are not", ("--chroma",), 0, 10)
     perturb: str = opt("", "train through perturbations of the fingerprinted images, comma-separated from "
                            "noise, blur, jpeg (one drawn per batch, half of the batches clean)", ("--perturb",))
+    curriculum: int = opt(0, "> 0: the perturbations start at their mildest and reach full strength after this "
+                             "many perturbed batches that decode with bit accuracy >= --curriculum_hold (0: full "
+                             "strength from the start)", ("--curriculum",), 0, 10**9)
+    curriculum_hold: float = opt(0.95, "with --curriculum: the batch bit accuracy at which the strength rises",
+                                 ("--curriculum_hold", "--curriculum-hold"), 0.5, 1)
+    jpeg_gradient: str = opt("straight", "gradient through the training JPEG: straight (identity) or simulated "
+                                         "(a differentiable model of the codec: DCT, quantisation tables, soft "
+                                         "rounding; the forward pass is the real codec either way)",
+                             ("--jpeg_gradient", "--jpeg-gradient"), choices=("straight", "simulated"))
     seed: int = opt(0, "seed of the weights, the bits, the crops and the batches", ("--seed",), 0, 2**32 - 1)
     minutes: float = opt(0.0, "stop after this many minutes (0: no limit)", ("--minutes",), 0, 1e6)
     use_celeba_preprocessing: bool = opt(False, "CelebA aligned images: crop 148 x 148 at the centre, resize to "
@@ -278,34 +286,43 @@ def fixed_crops(paths: Sequence[Path], resolution: int, per_image: int, seed: in
 
 # ----------------------------------------------------------------------------- perturbations in training
 
-def _jpeg_batch(x: torch.Tensor, quality: int) -> torch.Tensor:
-    out = []
-    for img in x.detach().clamp(0, 1).cpu():
-        buf = io.BytesIO()
-        arr = (img.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
-        Image.fromarray(arr).save(buf, format="JPEG", quality=quality)
-        buf.seek(0)
-        out.append(torch.from_numpy(np.asarray(Image.open(buf).convert("RGB"), dtype=np.float32) / 255).permute(2, 0, 1))
-    return torch.stack(out).to(x.device)
-
-
-def perturb_batch(x: torch.Tensor, kinds: Sequence[str], g: torch.Generator) -> torch.Tensor:
-    """One perturbation drawn per batch (or none, half of the time): Gaussian noise of std up to
-    0.1, Gaussian blur (sigma up to 1.5), JPEG of quality 50-95 (its gradient passed straight
-    through, since JPEG is not differentiable)."""
+def perturb_batch(x: torch.Tensor, kinds: Sequence[str], g: torch.Generator, strength: float = 1.0,
+                  jpeg_gradient: str = "straight") -> tuple[torch.Tensor, Optional[str]]:
+    """One perturbation drawn per batch (or none, half of the time), and its name: Gaussian noise of
+    std up to 0.1, Gaussian blur (sigma up to 1.5), JPEG of quality 50-95 (the real codec; its
+    gradient straight through or that of ``simulated_jpeg``, see ``jpeg_through``). ``strength``
+    in [0, 1] scales each range from its mildest end (std 0, sigma 0.1, quality 95): the curriculum."""
     if not kinds or torch.rand(1, generator=g) < 0.5:
-        return x
+        return x, None
     kind = kinds[int(torch.randint(len(kinds), (1,), generator=g))]
+    # at strength 1 these are the draws of earlier versions, number for number
     if kind == "noise":
-        std = 0.1 * float(torch.rand(1, generator=g))
-        return x + std * torch.randn(x.shape, generator=g).to(x.device)
+        std = 0.1 * strength * float(torch.rand(1, generator=g))
+        return x + std * torch.randn(x.shape, generator=g).to(x.device), kind
     if kind == "blur":
         from torchvision.transforms.functional import gaussian_blur
 
-        sigma = 0.1 + 1.4 * float(torch.rand(1, generator=g))
-        return gaussian_blur(x, [5, 5], [sigma, sigma])
-    quality = int(torch.randint(50, 96, (1,), generator=g))
-    return x + (_jpeg_batch(x, quality) - x).detach()
+        sigma = 0.1 + 1.4 * strength * float(torch.rand(1, generator=g))
+        return gaussian_blur(x, [5, 5], [sigma, sigma]), kind
+    quality = int(torch.randint(int(round(95 - 45 * strength)), 96, (1,), generator=g))
+    return jpeg_through(x, quality, jpeg_gradient), kind
+
+
+class Curriculum:
+    """Strength of the training perturbations: with ``steps`` > 0 it starts at 0 and rises by
+    1 / ``steps`` after each perturbed batch that still decodes with bit accuracy >= ``hold``
+    (it waits while the pair catches up); with ``steps`` = 0 it is 1 from the start."""
+
+    def __init__(self, steps: int, hold: float) -> None:
+        self.steps, self.hold = steps, hold
+        self.strength = 0.0 if steps > 0 else 1.0
+        self.full_at: Optional[int] = None if steps > 0 else 0
+
+    def observe(self, step: int, perturbed: bool, batch_bit_accuracy: float) -> None:
+        if self.strength < 1 and perturbed and batch_bit_accuracy >= self.hold:
+            self.strength = min(1.0, self.strength + 1 / self.steps)
+            if self.strength >= 1:
+                self.full_at = step
 
 
 # ----------------------------------------------------------------------------- quality measures
@@ -397,7 +414,8 @@ def train_pair(paths: Sequence[Path], cfg: ArtificialConfig, device: torch.devic
     kinds = [k for k in cfg.perturb.split(",") if k]
     bit_gen = torch.Generator().manual_seed(cfg.seed + 1)
     pert_gen = torch.Generator().manual_seed(cfg.seed + 2)
-    hist: dict = {"step": [], "bce": [], "mse": [], "lambda": [], "bit_accuracy": [], "val": []}
+    curriculum = Curriculum(cfg.curriculum, cfg.curriculum_hold)
+    hist: dict = {"step": [], "bce": [], "mse": [], "lambda": [], "bit_accuracy": [], "strength": [], "val": []}
     t0, step, stopped = time.monotonic(), 0, "epochs"
     total = cfg.num_epochs * len(loader)
     bar = tqdm(total=total, desc="Training", disable=not progress, dynamic_ncols=True)
@@ -421,7 +439,8 @@ def train_pair(paths: Sequence[Path], cfg: ArtificialConfig, device: torch.devic
             clean = clean.to(device, non_blocking=True)
             bits = random_bits(len(clean), n, bit_gen).to(device)
             fp = encoder(bits, clean)
-            logits = decoder(perturb_batch(fp, kinds, pert_gen))
+            seen, kind = perturb_batch(fp, kinds, pert_gen, curriculum.strength, cfg.jpeg_gradient)
+            logits = decoder(seen)
             bce = F.binary_cross_entropy_with_logits(logits, bits)
             mse = F.mse_loss(fp, clean)
             lam = sched(step)
@@ -435,6 +454,7 @@ def train_pair(paths: Sequence[Path], cfg: ArtificialConfig, device: torch.devic
             opt_.step()
             acc = float(bit_accuracy(bits.cpu(), decode_bits(logits.detach()).cpu()).mean())
             sched.observe(step, acc)
+            curriculum.observe(step, kind is not None, acc)
             step += 1
             acc_sum, loss_b, loss_m, k = acc_sum + acc, loss_b + bce.item(), loss_m + mse.item(), k + 1
             bar.update(1)
@@ -444,11 +464,13 @@ def train_pair(paths: Sequence[Path], cfg: ArtificialConfig, device: torch.devic
                 hist["mse"].append(loss_m / k)
                 hist["lambda"].append(lam)
                 hist["bit_accuracy"].append(acc_sum / k)
+                hist["strength"].append(curriculum.strength)
                 bar.set_postfix(bits=f"{acc_sum / k:.3f}", psnr=f"{-10 * math.log10(max(loss_m / k, 1e-12)):.1f}",
-                                lam=f"{lam:.2f}")
+                                lam=f"{lam:.2f}", strength=f"{curriculum.strength:.2f}")
                 if step % 1000 == 0 or not progress:
-                    log.info("step %d: bit accuracy %.4f, PSNR %.2f dB, image-loss weight %.3g", step, acc_sum / k,
-                             -10 * math.log10(max(loss_m / k, 1e-12)), lam)
+                    log.info("step %d: bit accuracy %.4f, PSNR %.2f dB, image-loss weight %.3g, perturbation "
+                             "strength %.2f", step, acc_sum / k, -10 * math.log10(max(loss_m / k, 1e-12)), lam,
+                             curriculum.strength)
                 acc_sum, loss_b, loss_m, k = 0.0, 0.0, 0.0, 0
             if cfg.minutes and time.monotonic() - t0 > cfg.minutes * 60:
                 stopped, done = f"--minutes {cfg.minutes:g}", True
@@ -462,6 +484,7 @@ def train_pair(paths: Sequence[Path], cfg: ArtificialConfig, device: torch.devic
     if snapshot is not None:
         snapshot(final)
     report = {"steps": step, "seconds": final["seconds"], "stopped": stopped, "l2_schedule": sched.bounds(),
+              "perturbation_strength": curriculum.strength, "full_strength_at": curriculum.full_at,
               "val": final["val"], "skipped": [[shown(p), why] for p, why in skipped]}
     encoder.eval()
     decoder.eval()
