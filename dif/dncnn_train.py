@@ -31,6 +31,8 @@ import torch.nn.functional as F
 
 from .data import ImageReadError, center_crop, list_images, load_image, package_photos
 from .extractors import DnCNN, DnCNNExtractor, load_dncnn, save_dncnn
+from .extractors.base import weights_identity
+from .extractors.dncnn import fold_batchnorm
 from .config import opt
 from .errors import DIFError
 from .schedules import budget_fraction, set_cosine_lr
@@ -55,6 +57,11 @@ class DnCNNTrainConfig:
     snapshot_minutes: float = opt(0.0, "> 0: save OUT.snapshot.pt this often (weights only)", low=0, high=10_000)
     colour_fraction: float = opt(0.5, "share of patches drawn from colour photos (when there are any)", low=0, high=1)
     tint: float = opt(0.5, "share of grey patches given a random per-channel gain and gamma", low=0, high=1)
+    jpeg_fraction: float = opt(0.0, "share of patches saved as JPEG before the noise is added (the target is then "
+                                    "the JPEG error plus the noise: a residual made for recompressed images)",
+                               low=0, high=1)
+    jpeg_min_quality: int = opt(50, "lowest JPEG quality drawn for --jpeg-fraction", low=1, high=100)
+    jpeg_max_quality: int = opt(95, "highest JPEG quality drawn for --jpeg-fraction", low=1, high=100)
     ema: float = opt(0.999, "decay of the weight average that is saved (0: the last weights)", low=0, high=1,
                      high_open=True)
 
@@ -99,32 +106,51 @@ def tint_patch(patch: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
 
 def sample_batch(imgs: list[torch.Tensor], cfg: DnCNNTrainConfig, rng: np.random.Generator,
                  colour: Optional[list[torch.Tensor]] = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Random clean patches and their noise (sigma ~ U[0, sigma_max] / 255 per patch).
+    """Random patches and what separates them from the clean patch: Gaussian noise (sigma ~
+    U[0, sigma_max] / 255 per patch), plus, for a share ``cfg.jpeg_fraction`` of the patches, the
+    error of a JPEG save at a quality drawn from [jpeg_min_quality, jpeg_max_quality] (the patch is
+    cut from a larger compressed window at a random offset, so its 8 x 8 block grid falls anywhere,
+    as in a cropped image). Returns (input, input - clean).
 
     ``imgs`` are drawn from uniformly; with ``colour`` photos, a share ``cfg.colour_fraction`` of
     the patches comes from those instead. A share ``cfg.tint`` of the grey patches is tinted
     (``tint_patch``)."""
+    from .robustness import jpeg
+
     p = cfg.patch
-    clean = []
+    clean, seen = [], []
     for _ in range(cfg.batch):
         use_colour = bool(colour) and rng.random() < cfg.colour_fraction
         pool = colour if use_colour else imgs
         x = pool[rng.integers(len(pool))]
-        top = rng.integers(0, x.shape[-2] - p + 1)
-        left = rng.integers(0, x.shape[-1] - p + 1)
-        patch = x[:, top:top + p, left:left + p]
+        compress = cfg.jpeg_fraction > 0 and rng.random() < cfg.jpeg_fraction
+        w = min(p + 8, x.shape[-2], x.shape[-1]) if compress else p
+        top = rng.integers(0, x.shape[-2] - w + 1)
+        left = rng.integers(0, x.shape[-1] - w + 1)
+        patch = x[:, top:top + w, left:left + w]
+        if compress:
+            tinted = not use_colour and cfg.tint > 0 and rng.random() < cfg.tint and is_grey(patch)
+            if tinted:
+                patch = tint_patch(patch, rng)
+            q = int(rng.integers(cfg.jpeg_min_quality, cfg.jpeg_max_quality + 1))
+            dy, dx = (int(v) for v in rng.integers(0, w - p + 1, size=2))
+            pair = torch.stack([patch, jpeg(patch.clamp(0, 1), q)])[:, :, dy:dy + p, dx:dx + p]
+        else:
+            pair = patch[None]
         k = int(rng.integers(4))
         if k:
-            patch = torch.rot90(patch, k, dims=(1, 2))
+            pair = torch.rot90(pair, k, dims=(2, 3))
         if rng.random() < 0.5:
-            patch = patch.flip(-1)
-        if not use_colour and cfg.tint > 0 and rng.random() < cfg.tint and is_grey(patch):
-            patch = tint_patch(patch, rng)
-        clean.append(patch)
-    clean_t = torch.stack(clean)
+            pair = pair.flip(-1)
+        if not compress and not use_colour and cfg.tint > 0 and rng.random() < cfg.tint and is_grey(pair[0]):
+            pair = tint_patch(pair[0], rng)[None]
+        clean.append(pair[0])
+        seen.append(pair[-1])
+    clean_t, seen_t = torch.stack(clean), torch.stack(seen)
     sigma = torch.from_numpy(rng.uniform(0, cfg.sigma_max / 255.0, size=(cfg.batch, 1, 1, 1))).float()
     noise = torch.from_numpy(rng.standard_normal(clean_t.shape)).float() * sigma
-    return clean_t + noise, noise
+    noisy = seen_t + noise
+    return noisy, noisy - clean_t
 
 
 def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -193,9 +219,13 @@ class WeightAverage:
 
 def train_dncnn(photos: list[torch.Tensor], cfg: DnCNNTrainConfig, progress: bool = False,
                 snapshot: Optional[Path] = None, device: str | torch.device = "cpu",
-                init: Optional[DnCNN] = None) -> tuple[DnCNN, dict]:
+                init: Optional[DnCNN] = None, teacher: Optional[DnCNN] = None) -> tuple[DnCNN, dict]:
     """Train until ``cfg.steps`` or ``cfg.minutes``; returns the net (the weight average when
     ``cfg.ema > 0``) and a log of the run. ``init`` starts from those weights (fine-tuning).
+
+    With ``teacher`` the target is the teacher's output on the same noisy patch instead of the
+    noise (distillation): a smaller network learns the residual a larger one computes, which is
+    what a fingerprint trained on the larger one's residuals needs at evaluation.
 
     With ``snapshot`` and ``cfg.snapshot_minutes > 0`` the weights are written there (atomically)
     every ``snapshot_minutes``, so a long run can be inspected, or kept if it is cut short."""
@@ -214,6 +244,8 @@ def train_dncnn(photos: list[torch.Tensor], cfg: DnCNNTrainConfig, progress: boo
             torch.manual_seed(cfg.seed)
             net = DnCNN(3, cfg.layers, cfg.features)
     net = net.to(device, memory_format=torch.channels_last).train()
+    if teacher is not None:
+        teacher = fold_batchnorm(teacher.dncnn).to(device, memory_format=torch.channels_last)
     avg = WeightAverage(net, cfg.ema) if cfg.ema > 0 else None
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
     t0 = time.perf_counter()
@@ -234,7 +266,11 @@ def train_dncnn(photos: list[torch.Tensor], cfg: DnCNNTrainConfig, progress: boo
         # cosine decay over the time budget (or the step budget, whichever is nearer)
         set_cosine_lr(opt, cfg.lr, budget_fraction(time.perf_counter() - t0, cfg.minutes, step, cfg.steps))
         noisy, noise = sample_batch(grey, cfg, rng, colour)
-        pred = net(noisy.to(device, memory_format=torch.channels_last))
+        noisy = noisy.to(device, memory_format=torch.channels_last)
+        if teacher is not None:
+            with torch.no_grad():
+                noise = teacher(noisy)
+        pred = net(noisy)
         loss = F.mse_loss(pred, noise.to(device))
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -256,7 +292,7 @@ def train_dncnn(photos: list[torch.Tensor], cfg: DnCNNTrainConfig, progress: boo
 
 
 def _card(path: Path, cfg: DnCNNTrainConfig, sources: list[str], n_photos: int, run: dict, quality: dict,
-          init: Optional[str] = None, command: str = "") -> str:
+          init: Optional[str] = None, command: str = "", teacher: Optional[str] = None) -> str:
     rows = "\n".join(f"| {s} | {q['noisy']:.2f} dB | {q['denoised']:.2f} dB |" for s, q in quality.items())
     return f"""# DnCNN residual extractor: model card
 
@@ -267,11 +303,11 @@ def _card(path: Path, cfg: DnCNNTrainConfig, sources: list[str], n_photos: int, 
 - photos: {run['grey_photos']} grey (used as three equal channels), {run['colour_photos']} colour;
   {cfg.colour_fraction:g} of the patches from the colour photos, {cfg.tint:g} of the grey patches tinted (a random
   gain and gamma per channel: trained on grey alone, a blind DnCNN calls every colour difference noise)
-- recipe: blind Gaussian noise sigma in [0, {cfg.sigma_max:g}]/255, {cfg.patch}x{cfg.patch} patches with flips and
+- recipe: blind Gaussian noise sigma in [0, {cfg.sigma_max:g}]/255{f"; {cfg.jpeg_fraction:g} of the patches saved as JPEG first (quality {cfg.jpeg_min_quality}-{cfg.jpeg_max_quality}, block grid at a random offset; the target is the JPEG error plus the noise)" if cfg.jpeg_fraction else ""}, {cfg.patch}x{cfg.patch} patches with flips and
   rotations, batch {cfg.batch}, Adam lr {cfg.lr:g} with cosine decay over the time budget, seed {cfg.seed};
   {'started from `' + init + '`' if init else 'near-identity ("delta") start of the middle convolutions (`DnCNN.reset_parameters`: with plain He init a 17-layer stack predicts zero for hundreds of steps)'};
   {f'the saved weights are the moving average (decay {cfg.ema:g}) of the weights over the run' if cfg.ema > 0 else 'the saved weights are the last ones'}
-- run: {run['steps']} steps in {run['seconds']:.0f} s, final training MSE {run['final_loss']:.3e}
+{f"- distilled: the target of each patch is the residual `{teacher}` computes of it, not the added noise" + chr(10) if teacher else ""}- run: {run['steps']} steps in {run['seconds']:.0f} s, final training MSE {run['final_loss']:.3e}
 - machine: {platform.machine()}, {torch.get_num_threads()} threads, {platform.processor() or platform.platform()},
   torch {torch.__version__}, {'CUDA' if torch.cuda.is_available() else 'CPU only'}
 - mean residual: centre {cfg.crop}x{cfg.crop} crops of the training photos at least that large
@@ -303,6 +339,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         p.add_argument("--with-package-photos", action="store_true", help="add the colour photos of matplotlib/sklearn")
         add_config_arguments(p, DnCNNTrainConfig)
         p.add_argument("--init", type=Path, default=None, help="start from these DnCNN weights (fine-tuning)")
+        p.add_argument("--teacher", type=Path, default=None,
+                       help="distil: regress this DnCNN's residual of each patch instead of the added noise")
         add_common_arguments(p)
         args = p.parse_args(argv)
         setup_logging()
@@ -311,6 +349,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         *dirs, out = args.paths
         out = Path(out)
         cfg = validate_fields(config_from_args(DnCNNTrainConfig, args))
+        if cfg.jpeg_min_quality > cfg.jpeg_max_quality:
+            raise DIFError(f"--jpeg-min-quality {cfg.jpeg_min_quality} is above --jpeg-max-quality {cfg.jpeg_max_quality}")
         check_output_file(out, "OUT.pt")  # before the hours of training
         check_output_file(out.with_suffix(".md"), "the model card")
         init = None
@@ -319,6 +359,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             if (init.layers, init.features) != (cfg.layers, cfg.features):
                 raise DIFError(f"--init {args.init} has {init.layers} layers / {init.features} features, "
                                f"not {cfg.layers} / {cfg.features}")
+        teacher = None
+        if args.teacher is not None:
+            teacher, _, _ = load_dncnn(args.teacher)
         paths = [p for dd in dirs for p in list_images(dd)]
         sources = [str(dd) for dd in dirs]
         if args.with_package_photos:
@@ -330,7 +373,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise DIFError(f"no usable photos (at least {cfg.patch}x{cfg.patch}) in {', '.join(dirs)}")
         device = resolve_device(args.device)
         net, run = train_dncnn(photos, cfg, progress=not args.quiet, snapshot=out.with_suffix(".snapshot.pt"),
-                               device=device, init=init)
+                               device=device, init=init, teacher=teacher)
         quality = {}
         if args.val:
             val = load_photos(list_images(args.val), 64)
@@ -342,10 +385,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         meta = {"train": asdict(cfg), "run": run, "psnr": quality, "sources": sources}
         if init is not None:
             meta["init"] = str(args.init)
+        if teacher is not None:
+            meta["teacher"] = {"path": str(args.teacher), "identity": weights_identity(args.teacher, str(args.teacher))}
         save_dncnn(out, net, mean, meta)
         write_text_atomic(out.with_suffix(".md"), _card(out, cfg, sources, len(photos), run, quality,
                                                         None if args.init is None else str(args.init),
-                                                        " ".join(argv if argv is not None else sys.argv[1:])))
+                                                        " ".join(argv if argv is not None else sys.argv[1:]),
+                                                        None if args.teacher is None else str(args.teacher)))
         print(f"{run['steps']} steps in {run['seconds']:.0f} s; saved {out} and {out.with_suffix('.md')}")
         return 0
 

@@ -124,3 +124,49 @@ def test_init_from_weights_and_layout_mismatch(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "3 layers" in err[0]
     assert main(common[:-2] + ["--layers", "3", "--ema", "1.5"]) == 2
+
+
+def test_jpeg_patches_carry_the_codec_error_on_any_block_grid():
+    """--jpeg-fraction 1: every input is a JPEG save of the clean patch (sigma 0), so the target is
+    exactly the codec's error, small but not zero; lower quality, larger error; fraction 0 draws
+    exactly the batches of before (same rng use)."""
+    g = torch.Generator().manual_seed(0)
+    imgs = [torch.nn.functional.interpolate(torch.rand(1, 3, 12, 12, generator=g), size=64, mode="bilinear")[0]]
+    hi = sample_batch(imgs, DnCNNTrainConfig(patch=24, batch=16, sigma_max=1e-9, jpeg_fraction=1.0,
+                                             jpeg_min_quality=95, jpeg_max_quality=95), np.random.default_rng(0))
+    lo = sample_batch(imgs, DnCNNTrainConfig(patch=24, batch=16, sigma_max=1e-9, jpeg_fraction=1.0,
+                                             jpeg_min_quality=30, jpeg_max_quality=30), np.random.default_rng(0))
+    err_hi, err_lo = hi[1].pow(2).mean().sqrt(), lo[1].pow(2).mean().sqrt()
+    assert 0 < err_hi < err_lo < 0.1
+    assert torch.allclose(hi[0] - hi[1], lo[0] - lo[1], atol=1e-6)  # same clean patches, same draws
+    plain = DnCNNTrainConfig(patch=24, batch=16, sigma_max=10)
+    a = sample_batch(imgs, plain, np.random.default_rng(3))
+    b = sample_batch(imgs, DnCNNTrainConfig(patch=24, batch=16, sigma_max=10, jpeg_fraction=0.0),
+                     np.random.default_rng(3))
+    assert torch.equal(a[0], b[0])
+
+
+def test_distilled_student_learns_the_teachers_residual(tmp_path, capsys):
+    """--teacher: the target is the teacher's output, not the noise. A teacher whose last
+    convolution is zero answers 0 to everything, and so does a student started from it: the
+    distillation loss is exactly 0, the denoising loss is the noise's power; the card and the
+    file's meta name the teacher; a bad quality range is one line."""
+    from dif.extractors import DnCNN, save_dncnn
+
+    for i in range(2):
+        write_png(tmp_path / "photos" / f"{i}.png", np.random.default_rng(i).uniform(0.2, 0.8, (48, 48, 3)))
+    torch.manual_seed(0)
+    net = DnCNN(layers=3, features=8)
+    torch.nn.init.zeros_(net.dncnn[-1].weight)
+    save_dncnn(tmp_path / "t.pt", net)
+    common = [str(tmp_path / "photos"), "--layers", "3", "--features", "8", "--patch", "16", "--batch", "4",
+              "--steps", "3", "--crop", "32", "--quiet", "--init", str(tmp_path / "t.pt"), "--ema", "0", "--lr", "1e-9"]
+    assert main(common[:1] + [str(tmp_path / "s.pt")] + common[1:] + ["--teacher", str(tmp_path / "t.pt")]) == 0
+    _, _, meta = load_dncnn(tmp_path / "s.pt")
+    assert meta["run"]["final_loss"] == 0 and meta["teacher"]["path"] == str(tmp_path / "t.pt")
+    assert "distilled" in (tmp_path / "s.md").read_text()
+    assert main(common[:1] + [str(tmp_path / "n.pt")] + common[1:]) == 0
+    assert load_dncnn(tmp_path / "n.pt")[2]["run"]["final_loss"] > 1e-6
+    assert main(common[:1] + [str(tmp_path / "q.pt")] + common[1:] + ["--jpeg-fraction", "0.5", "--jpeg-min-quality",
+                                                                      "90", "--jpeg-max-quality", "60"]) == 2
+    assert "above" in capsys.readouterr().err and not (tmp_path / "q.pt").exists()
