@@ -313,3 +313,22 @@ def test_bf16_precision_folds_batchnorm_and_stays_close_to_fp32(tiny_data, tmp_p
     capsys.readouterr()
     assert run_main(scripts.eval.main, [str(check), str(tiny_data), "--precision", "fp16"]) == 2
     assert "--precision" in capsys.readouterr().err
+
+
+def test_shipped_jpeg_dncnn_is_a_named_extractor():
+    """--denoiser dncnn-jpeg: the shipped JPEG-trained weights, a residual of their own (not the
+    plain DnCNN's), the same residuals as naming the file; an argument is a one-line error."""
+    import torch
+
+    from dif.errors import DIFError
+    from dif.extractors import build_extractor, extractor_identity
+    from dif.extractors.dncnn import SHIPPED_DNCNN_JPEG
+
+    ext = build_extractor("dncnn-jpeg")
+    assert ext.spec == "dncnn-jpeg" and ext.mean_residual is not None
+    assert extractor_identity("dncnn-jpeg") == extractor_identity(f"dncnn:{SHIPPED_DNCNN_JPEG}")
+    assert extractor_identity("dncnn-jpeg") != extractor_identity("dncnn")
+    x = torch.rand(1, 3, 48, 48)
+    assert not torch.allclose(ext(x), build_extractor("dncnn")(x))
+    with pytest.raises(DIFError, match="no argument"):
+        build_extractor("dncnn-jpeg:3")

@@ -15,6 +15,8 @@ from .base import ExtractorKind, ResidualExtractor, register_kind, weights_ident
 
 DNCNN_PAD = 10  # the authors' zero padding around the image before denoising
 SHIPPED_DNCNN = Path(__file__).resolve().parents[2] / "checks" / "denoiser" / "dncnn17.pt"
+# the same network fine-tuned on JPEG-compressed patches (its card: checks/denoiser/dncnn17_jpeg.md)
+SHIPPED_DNCNN_JPEG = SHIPPED_DNCNN.with_name("dncnn17_jpeg.pt")
 MAX_LAYERS, MAX_FEATURES = 200, 1024  # bounds on what a weights file may ask us to allocate
 
 
@@ -210,3 +212,18 @@ def _build(arg: str, spec: str) -> ResidualExtractor:
 register_kind(ExtractorKind("dncnn", _build,
                             lambda arg, spec: ("dncnn", weights_identity(Path(arg) if arg else SHIPPED_DNCNN, arg)),
                             "dncnn, dncnn:PATH"))
+
+
+def _build_jpeg(arg: str, spec: str) -> ResidualExtractor:
+    if arg:
+        raise DIFError(f"{spec!r}: dncnn-jpeg takes no argument (for other weights: dncnn:PATH)")
+    if not SHIPPED_DNCNN_JPEG.is_file():
+        raise DIFError(f"the shipped JPEG-trained DnCNN is missing ({SHIPPED_DNCNN_JPEG}); make it with the "
+                       "command in checks/denoiser/dncnn17_jpeg.md or choose --denoiser dncnn")
+    net, mean, _ = load_dncnn(SHIPPED_DNCNN_JPEG)
+    return DnCNNExtractor(net, mean, spec="dncnn-jpeg")
+
+
+register_kind(ExtractorKind("dncnn-jpeg", _build_jpeg,
+                            lambda arg, spec: ("dncnn", weights_identity(SHIPPED_DNCNN_JPEG, "dncnn-jpeg")),
+                            "dncnn-jpeg"))
