@@ -76,8 +76,7 @@ def simulated_jpeg(x: torch.Tensor, quality: int) -> torch.Tensor:
     y = _blocks_transform(ycc[:, 0], quant_table(quality).to(x), d)
     chroma = F.avg_pool2d(ycc[:, 1:], 2)
     cq = quant_table(quality, chroma=True).to(x)
-    c = [_blocks_transform(chroma[:, i], cq, d) if chroma.shape[-1] % 8 == 0 and chroma.shape[-2] % 8 == 0
-         else chroma[:, i] for i in range(2)]
+    c = [_blocks_transform(chroma[:, i], cq, d) for i in range(2)]  # half of a multiple of 16: whole blocks
     c = F.interpolate(torch.stack(c, 1), scale_factor=2, mode="nearest")
     out = torch.cat([(y + 128)[:, None], c], 1)
     rgb = torch.einsum("ij,njhw->nihw", torch.linalg.inv(m), out) / 255
