@@ -146,7 +146,10 @@ def int8_probe(photos: Path, crop: int, batch: int) -> dict:
         for x in imgs[:16]:
             q(pad(x[None]))
         tq.convert(q, inplace=True)
-        errs = [float((q(pad(x[None])) - fused(pad(x[None]))).norm() / fused(pad(x[None])).norm()) for x in imgs[16:]]
+        errs = []
+        for x in imgs[16:]:
+            ref = fused(pad(x[None]))
+            errs.append(float((q(pad(x[None])) - ref).norm() / ref.norm()))
         xb = pad(torch.stack((imgs * batch)[:batch]))
         times = {}
         for name, f, x in (("fp32_folded", fused.to(memory_format=torch.channels_last),

@@ -207,7 +207,8 @@ class DIFConfig:
         names = {f.name for f in dataclasses.fields(cls)}
         values = {k: v for k, v in d.items() if k in names}
         values.setdefault("tiles", 1)  # saved before tiles existed: trained on the centre crop, so scored on it
-        values.setdefault("augment_kinds", "jpeg,resize,blur,shift,rotate")  # saved before the kinds existed: these
+        # saved before the kinds could be chosen: these five, written out so a later default cannot change them
+        values.setdefault("augment_kinds", "jpeg,resize,blur,shift,rotate")
         cfg = cls(**values)
         validate_fields(cfg, where=f"{where}: ")
         return cfg

@@ -10,13 +10,12 @@ forward pass and takes that gradient.
 """
 from __future__ import annotations
 
-import io
 import math
 
-import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
+
+from ..robustness import jpeg
 
 # the quantisation tables of the JPEG standard (Annex K), which libjpeg scales by quality
 _LUMA = torch.tensor([
@@ -85,14 +84,7 @@ def simulated_jpeg(x: torch.Tensor, quality: int) -> torch.Tensor:
 
 def real_jpeg(x: torch.Tensor, quality: int) -> torch.Tensor:
     """Each image saved by Pillow as JPEG at ``quality`` (8-bit) and decoded: what the codec does."""
-    out = []
-    for img in x.detach().clamp(0, 1).cpu():
-        buf = io.BytesIO()
-        arr = (img.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
-        Image.fromarray(arr).save(buf, format="JPEG", quality=quality)
-        buf.seek(0)
-        out.append(torch.from_numpy(np.asarray(Image.open(buf).convert("RGB"), dtype=np.float32) / 255).permute(2, 0, 1))
-    return torch.stack(out).to(x.device)
+    return torch.stack([jpeg(img, quality) for img in x.detach().cpu()]).to(x.device)
 
 
 def jpeg_through(x: torch.Tensor, quality: int, gradient: str = "straight") -> torch.Tensor:

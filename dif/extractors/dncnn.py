@@ -108,7 +108,7 @@ class DnCNNExtractor(ResidualExtractor):
         p = DNCNN_PAD
         xp = F.pad(x, (p, p, p, p)).contiguous(memory_format=torch.channels_last)
         if getattr(self, "fast", None) is not None:
-            dtype = torch.bfloat16 if self.precision == "bf16" else torch.float32
+            dtype = next(self.fast.parameters()).dtype  # the folded copy's own: fp32 or bf16
             res = self.fast(xp.to(dtype)).float()[..., p:-p, p:-p].contiguous()
         else:
             res = self.net(xp)[..., p:-p, p:-p].contiguous()

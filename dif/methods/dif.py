@@ -129,12 +129,12 @@ class DIFMethod(Method):
         if self.extractor_choice.get("fallback"):
             notes.append(f"--denoiser auto: {self.extractor_choice['fallback']}")
         elif self.extractor_choice:
-            cands = ", ".join(f"{c['extractor']} {c['auc']:.3f}" for c in self.extractor_choice["candidates"])
             ch = self.extractor_choice
+            cands = ", ".join(f"{c['extractor']} {c['auc']:.3f}" for c in ch["candidates"])
             notes.append(f"--denoiser auto chose {cfg.extractor} (out-of-fold AUC, {ch['folds']} folds of "
                          f"{ch['fold_epochs']} epochs: {cands}; ties within {ch['tie']} go to the cheaper one"
-                         + (f"; not scored, as none could win: {', '.join(self.extractor_choice['skipped'])}"
-                            if self.extractor_choice.get("skipped") else "") + ")")
+                         + (f"; not scored, as none could win: {', '.join(ch['skipped'])}" if ch.get("skipped") else "")
+                         + ")")
         return {"residual_seconds": t_res, "train_seconds": t_train, "n_real": n_real, "n_fake": n_fake,
                 "skipped": len(cache.skipped), "notes": notes, "extractor_choice": self.extractor_choice}
 
@@ -185,7 +185,7 @@ class DIFMethod(Method):
                             "from train_dif.py --calibrate cv); auto: paper for corr, cv or train for shift")
         g.add_argument("--precision", default=EVAL_PRECISION, choices=list(PRECISIONS),
                        help="arithmetic of the residual extractor: fp32 (the exact reference); folded (the default: "
-                            "the DnCNN with BatchNorm folded into its convolutions, still fp32, about 1.3x faster, "
+                            "the DnCNN with BatchNorm folded into its convolutions, still fp32, about 1.2x faster, "
                             "no AUC changed on 104 held-out pairs); bf16 (folded, in bfloat16: about 4x faster on a "
                             "CPU with AMX / AVX512-BF16, but it moved held-out AUCs by up to 0.08); "
                             "docs/speed_memory.md")
