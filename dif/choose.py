@@ -13,9 +13,9 @@ candidate's cached residuals are dropped as soon as it falls out of the tie band
 was never more than 0.01 AUC below the best former default (``dncnn``) and up to 0.16 above it.
 Its own fold count (``auto:K``, default 2, the setting those measurements used) is separate from
 ``--folds``, which sizes ``--calibrate cv``. ``auto:K:E`` trains the fold fingerprints for E epochs
-only (default 0: the fingerprint's own ``--epochs``): ``auto:2:10`` costs about what one fixed DnCNN
-training costs (0.9-1.5x, against 1.3-4.7x); on four small held-out sets it chose better twice, the
-same once and worse once (docs/dif.md, "The cost of auto"); not yet the default.
+(default 10, at most ``--epochs``; 0: the fingerprint's own ``--epochs``, what ``auto`` did before):
+10-epoch folds cost about what one fixed DnCNN training costs (0.9-1.5x, against 1.3-4.7x), and on
+six sets they chose as well or better (docs/dif.md, "The cost of auto").
 """
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 CANDIDATES = ("highpass", "wavelet-dwt", "wavelet", "dncnn")  # cheapest first
 TIE = 0.005
 AUTO_FOLDS = 2
-AUTO_FOLD_EPOCHS = 0  # the fold trainings' epochs, 0 = --epochs; auto:2:10 is cheaper: docs/dif.md
+AUTO_FOLD_EPOCHS = 10  # the fold trainings' epochs (0 = --epochs): about one fixed training's cost, docs/dif.md
 TRAINING_DEFAULT = "auto"  # train_dif.py's --denoiser default; DEFAULT_EXTRACTOR stays the fixed fallback
 
 

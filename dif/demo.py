@@ -3,8 +3,8 @@
 Real images are crops of the photos that ship inside this project's dependencies (scikit-learn's
 ``china.jpg`` and ``flower.jpg``, matplotlib's ``grace_hopper.jpg``). Fake images are crops of the
 same photos passed through a small fully convolutional autoencoder (``ImageAutoencoder``: two
-stride-2 convolutions down, two ConvTranspose up-samplings back) trained for about a minute on
-them. Each photo is cut in two halves: train images come from one half, test images from the
+stride-2 convolutions down, two ConvTranspose up-samplings back; ``--ups`` changes both) trained
+for about a minute on them. Each photo is cut in two halves: train images come from one half, test images from the
 other, and the autoencoder sees only the train halves, so no test pixel took part in training.
 
 Both classes are cropped from the same decoded pixels and written as PNG: neither can be told
@@ -46,6 +46,7 @@ class DemoConfig:
                          "are 300 px or more)", low=32, high=256)
     steps: int = opt(800, "autoencoder training steps (about a minute on 2 CPU cores)", low=1, high=1_000_000)
     patch: int = opt(64, "side of the autoencoder's training crops", low=16, high=256)
+    ups: int = opt(2, "the autoencoder's stride-2 up-samplings (each doubles the period of its trace)", low=1, high=4)
     seed: int = opt(0, "seed of the crops, the autoencoder and its training", low=0, high=2**32 - 1)
 
     def validate(self) -> "DemoConfig":
@@ -163,7 +164,7 @@ def make_demo(out: Path, cfg: DemoConfig, progress: bool = False) -> dict:
     train_levels, test_levels = pyramids(train_parts), pyramids(test_parts)
     rng = np.random.default_rng(cfg.seed)
     patches = _to_tensor(random_crops(train_levels, 512, cfg.patch, rng))
-    net, losses = train_image_autoencoder(patches, cfg.steps, seed=cfg.seed, progress=progress)
+    net, losses = train_image_autoencoder(patches, cfg.steps, seed=cfg.seed, progress=progress, ups=cfg.ups)
     log.info("autoencoder: %d steps, L1 %.4f -> %.4f", cfg.steps, losses[0], float(np.mean(losses[-50:])))
 
     counts = {}
@@ -176,12 +177,12 @@ def make_demo(out: Path, cfg: DemoConfig, progress: bool = False) -> dict:
             for i, arr in enumerate(images):
                 write_bytes_atomic(folder / f"{cls[2:]}_{i:04d}.png", _png_bytes(arr))
         counts[split] = {"real": n, "fake": n}
-    save_torch_atomic(out / "generator.pt", {"kind": "dif.generators.ImageAutoencoder", "width": 32,
+    save_torch_atomic(out / "generator.pt", {"kind": "dif.generators.ImageAutoencoder", "width": 32, "ups": cfg.ups,
                                              "state_dict": {k: v.clone() for k, v in net.state_dict().items()}})
     info = {"config": asdict(cfg), "sources": sources, "counts": counts, "scales": list(SCALES),
             "split": "train images from one half of each photo (cut across its longer side), test images "
                      "from the other; the autoencoder trained on the train halves only",
-            "generator": "dif.generators.ImageAutoencoder (width 32), L1 loss, Adam 1e-3, batch 16",
+            "generator": f"dif.generators.ImageAutoencoder (width 32, {cfg.ups} up-samplings), L1 loss, Adam 1e-3, batch 16",
             "loss_first": round(losses[0], 5), "loss_last50": round(float(np.mean(losses[-50:])), 5)}
     write_text_atomic(out / "demo.json", json.dumps(info, indent=2) + "\n")
     return info

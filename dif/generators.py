@@ -216,30 +216,37 @@ def random_crops(images: list[torch.Tensor], size: int, n: int, seed: int) -> to
 # ----------------------------------------------------------------------------- image-to-image
 
 class ImageAutoencoder(nn.Module):
-    """A fully convolutional image-to-image generator: two stride-2 convolutions down, two
+    """A fully convolutional image-to-image generator: ``ups`` stride-2 convolutions down, as many
     ConvTranspose up-samplings back (kernel 3, stride 2: the kind of decoder whose checkerboard
-    traces DIF picks up).
+    traces DIF picks up; each up-sampling doubles the trace's period).
     Being fully convolutional it is trained on small crops and applied to whole photos of any size
-    (a multiple of 4 keeps every pixel; others are cropped to one)."""
+    (a multiple of 2**ups keeps every pixel; others are cropped to one)."""
 
-    def __init__(self, width: int = 32) -> None:
+    def __init__(self, width: int = 32, ups: int = 2) -> None:
         super().__init__()
+        if not 1 <= ups <= 4:
+            raise DIFError(f"the autoencoder's up-samplings must be 1-4, got {ups}")
         w = width
-        self.encode = nn.Sequential(nn.Conv2d(3, w, 3, 1, 1), nn.ReLU(True), nn.Conv2d(w, 2 * w, 4, 2, 1), nn.ReLU(True),
-                                    nn.Conv2d(2 * w, 2 * w, 4, 2, 1), nn.ReLU(True))
+        self.ups = ups
+        down: list[nn.Module] = [nn.Conv2d(3, w, 3, 1, 1), nn.ReLU(True)]
+        for i in range(ups):
+            down += [nn.Conv2d(w if i == 0 else 2 * w, 2 * w, 4, 2, 1), nn.ReLU(True)]
+        self.encode = nn.Sequential(*down)
         # kernel 3, stride 2: the uneven overlap that leaves checkerboard traces (Odena et al., 2016)
-        self.decode = nn.Sequential(nn.ConvTranspose2d(2 * w, 2 * w, 3, 2, 1, output_padding=1), nn.ReLU(True),
-                                    nn.ConvTranspose2d(2 * w, w, 3, 2, 1, output_padding=1), nn.ReLU(True),
-                                    nn.Conv2d(w, 3, 3, 1, 1))
+        up: list[nn.Module] = []
+        for i in range(ups):
+            up += [nn.ConvTranspose2d(2 * w, w if i == ups - 1 else 2 * w, 3, 2, 1, output_padding=1), nn.ReLU(True)]
+        self.decode = nn.Sequential(*up, nn.Conv2d(w, 3, 3, 1, 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h, w = x.shape[-2] // 4 * 4, x.shape[-1] // 4 * 4
+        m = 2 ** self.ups
+        h, w = x.shape[-2] // m * m, x.shape[-1] // m * m
         x = x[..., :h, :w]
         return torch.sigmoid(self.decode(self.encode(x * 2 - 1)))
 
 
 def train_image_autoencoder(crops: torch.Tensor, steps: int, batch: int = 16, lr: float = 1e-3, width: int = 32,
-                            seed: int = 0, progress: bool = False) -> tuple[ImageAutoencoder, list[float]]:
+                            seed: int = 0, progress: bool = False, ups: int = 2) -> tuple[ImageAutoencoder, list[float]]:
     """Train an ``ImageAutoencoder`` to reproduce ``crops`` (N x 3 x S x S in [0, 1], CPU) with an L1
     loss, for a fixed number of steps (not a time budget, so that the same seed gives the same
     weights). Returns the network (eval mode) and the loss of every step."""
@@ -250,7 +257,7 @@ def train_image_autoencoder(crops: torch.Tensor, steps: int, batch: int = 16, lr
     g = torch.Generator().manual_seed(seed)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        net = ImageAutoencoder(width)
+        net = ImageAutoencoder(width, ups)
     opt = torch.optim.Adam(net.parameters(), lr=lr)
     losses: list[float] = []
     for step in tqdm(range(steps), desc="Autoencoder", disable=not progress, leave=False, dynamic_ncols=True):

@@ -361,7 +361,7 @@ def test_denoiser_auto_chooses_out_of_fold_and_records_it(tiny_data, tmp_path, c
     from dif.cli import run_main
     from dif.extractors import DEFAULT_EXTRACTOR
 
-    assert AUTO_FOLDS == 2 and AUTO_FOLD_EPOCHS == 0
+    assert AUTO_FOLDS == 2 and AUTO_FOLD_EPOCHS == 10
     out = tmp_path / "auto"
     assert run_main(train_dif.main, [str(tiny_data), str(out), "--folds", "4", "--epochs", "3",  # no --denoiser
                                      "--crop", "32", "--batch", "8", "--augment", "0", "--quiet"]) == 0
@@ -369,7 +369,7 @@ def test_denoiser_auto_chooses_out_of_fold_and_records_it(tiny_data, tmp_path, c
     cfg = json.loads((out / "config.json").read_text())
     choice = cfg["extractor_choice"]
     assert choice["folds"] == 2  # --folds sizes --calibrate cv only
-    assert choice["fold_epochs"] == 3  # AUTO_FOLD_EPOCHS 0: the fingerprint's --epochs
+    assert choice["fold_epochs"] == 3  # AUTO_FOLD_EPOCHS 10, capped at the fingerprint's --epochs
     names = [c["extractor"].split(":")[0] for c in choice["candidates"]]
     skipped = choice.get("skipped", [])
     assert names + skipped == list(CANDIDATES)  # cheapest first; the rest only when none of it could win

@@ -78,6 +78,7 @@ def test_bad_input_is_one_line_and_writes_nothing(demo, tmp_path, capsys):
                       ([str(tmp_path / "a"), "--size", "512"], "--size"),
                       ([str(tmp_path / "a"), "--train", "1"], "--train"),
                       ([str(tmp_path / "a"), "--seed", "-1"], "--seed"),
+                      ([str(tmp_path / "a"), "--ups", "5"], "--ups"),
                       (["/sys/demo_here", *TINY], "not writable")):
         assert run_main(demo_main, argv) == 2, argv
         err = capsys.readouterr().err.strip().splitlines()
@@ -103,3 +104,26 @@ def test_every_installed_command_runs_under_its_own_name():
     p = subprocess.run([str(folder / "dif-train"), "/nowhere", str(ROOT / "no_such_check")], capture_output=True,
                        text=True, timeout=120)
     assert p.returncode == 2 and len(p.stderr.strip().splitlines()) == 1 and "Traceback" not in p.stderr
+
+
+def test_the_demo_autoencoder_keeps_the_size_and_its_trace_period_follows_its_up_samplings():
+    """ImageAutoencoder(ups=k) maps an image to one of the same size (cut to a multiple of 2**k),
+    and a constant image comes back with a pattern whose period is 2**k: each kernel-3 stride-2
+    up-sampling adds its uneven overlap on a grid twice as coarse. Outside 1-4: one-line error."""
+    import torch
+
+    from dif.errors import DIFError
+    from dif.generators import ImageAutoencoder
+
+    for ups in (1, 2, 3):
+        torch.manual_seed(0)
+        net = ImageAutoencoder(8, ups).eval()
+        with torch.no_grad():
+            y = net(torch.full((1, 3, 130, 130), 0.5))
+        m = 2 ** ups
+        assert y.shape[-1] == 130 // m * m
+        inner = y[..., 32:-32, 32:-32]  # beyond the reach of the zero-padded border
+        assert torch.allclose(inner[..., :-m, :], inner[..., m:, :], atol=1e-6)  # period 2**k down the rows
+        assert not torch.allclose(inner[..., :-m // 2, :], inner[..., m // 2:, :], atol=1e-5)  # but not half of it
+    with pytest.raises(DIFError, match="1-4"):
+        ImageAutoencoder(8, 5)

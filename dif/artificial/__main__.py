@@ -194,7 +194,8 @@ def write_model_card(folder: Path, summary: dict) -> Path:
         "# Artificial-fingerprint encoder/decoder: model card", "",
         "- files: `encoder.pth`, `decoder.pth` (weights only; `dif.artificial.weights.load_model`)",
         f"- made by: `{summary.get('command', '?')}`",
-        f"- resolution {cfg['image_resolution']} px, {cfg['fingerprint_length']} bits, seed {cfg['seed']}",
+        f"- resolution {cfg['image_resolution']} px, {cfg['fingerprint_length']} bits, seed {cfg['seed']}"
+        + ("; the encoder changes the grey level only (`--luma`)" if cfg.get("luma") else ""),
         f"- training images ({summary['images'] - len(summary.get('skipped', []))}"
         + (f", {len(summary['skipped'])} unusable skipped" if summary.get("skipped") else "")
         + f"): {', '.join(summary['data_dir'])}"
@@ -212,7 +213,8 @@ def write_model_card(folder: Path, summary: dict) -> Path:
         + (f"; curriculum: strength from 0 up by 1/{cfg['curriculum']} per perturbed batch decoding >= "
            f"{cfg['curriculum_hold']:g} (full strength at step {summary.get('full_strength_at')}, ended at "
            f"{summary.get('perturbation_strength', 1):.2f})" if cfg.get("curriculum") else ""),
-        (f"- continued from: `{summary['init_from']}` (its own model card)" if summary.get("init_from") else
+        (f"- continued from: `{summary['init_from']}` (its own model card; the image-loss schedule starts at "
+          f"step 0)" if summary.get("init_from") else
          "- started from He-initialised weights"),
         f"- run: {summary['steps']} steps in {summary['seconds']:.0f} s (stopped by {summary['stopped']}); image loss "
         f"switched on / at full weight after steps {summary.get('l2_schedule')}",

@@ -78,6 +78,9 @@ class ArtificialConfig:
                                          "(a differentiable model of the codec: DCT, quantisation tables, soft "
                                          "rounding; the forward pass is the real codec either way)",
                              ("--jpeg_gradient", "--jpeg-gradient"), choices=("straight", "simulated"))
+    luma: bool = opt(False, "the encoder changes only the grey level (R, G, B alike), which JPEG keeps at full "
+                            "resolution and quantises finest; the default lets it change colour too",
+                     ("--luma",))
     seed: int = opt(0, "seed of the weights, the bits, the crops and the batches", ("--seed",), 0, 2**32 - 1)
     minutes: float = opt(0.0, "stop after this many minutes (0: no limit)", ("--minutes",), 0, 1e6)
     use_celeba_preprocessing: bool = opt(False, "CelebA aligned images: crop 148 x 148 at the centre, resize to "
@@ -391,7 +394,7 @@ def train_pair(paths: Sequence[Path], cfg: ArtificialConfig, device: torch.devic
     cfg.checked()
     torch.manual_seed(cfg.seed)
     res, n = cfg.image_resolution, cfg.fingerprint_length
-    encoder = FingerprintEncoder(res, n).to(device)
+    encoder = FingerprintEncoder(res, n, cfg.luma).to(device)
     decoder = FingerprintDecoder(res, n).to(device)
     if init is not None:
         for mine, theirs in zip((encoder, decoder), init):
@@ -411,6 +414,8 @@ def train_pair(paths: Sequence[Path], cfg: ArtificialConfig, device: torch.devic
                                          generator=gen, num_workers=workers)
     opt_ = torch.optim.Adam(list(encoder.parameters()) + list(decoder.parameters()), lr=cfg.lr)
     sched = L2Schedule(cfg.l2_loss_scale, cfg.l2_loss_await, cfg.l2_loss_ramp)
+    if init is not None:  # a continued pair already decodes: its image loss counts from the first step, so a
+        sched.trigger = 0  # changed encoder (e.g. --luma) cannot buy back its bits with a visible change first
     kinds = [k for k in cfg.perturb.split(",") if k]
     bit_gen = torch.Generator().manual_seed(cfg.seed + 1)
     pert_gen = torch.Generator().manual_seed(cfg.seed + 2)

@@ -24,6 +24,7 @@ FORMAT = {"encoder": "dif-artificial-encoder-v1", "decoder": "dif-artificial-dec
 def save_model(path: Path, model: FingerprintEncoder | FingerprintDecoder, extra: Optional[dict] = None) -> Path:
     kind = "encoder" if isinstance(model, FingerprintEncoder) else "decoder"
     payload = {"format": FORMAT[kind], "resolution": model.resolution, "fingerprint_length": model.fingerprint_length,
+               **({"luma": True} if kind == "encoder" and model.luma else {}),
                "state_dict": {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()},
                **(extra or {})}
     return save_torch_atomic(path, payload)
@@ -59,10 +60,11 @@ def load_model(path: str | Path, kind: str, resolution: Optional[int] = None, fi
             other = "encoder" if kind == "decoder" else "decoder"
             raise DIFError(f"{shown(path)} is a fingerprint {other}, not a {kind}")
         sd, res, n = payload.get("state_dict"), payload.get("resolution"), payload.get("fingerprint_length")
-        if not isinstance(sd, dict) or not isinstance(res, int) or not isinstance(n, int):
+        luma = payload.get("luma", False)
+        if not isinstance(sd, dict) or not isinstance(res, int) or not isinstance(n, int) or not isinstance(luma, bool):
             raise DIFError(f"{shown(path)}: a damaged fingerprint {kind} file")
     else:  # their plain state dict
-        sd = payload
+        sd, luma = payload, False
         res, n = _shape_info(kind, sd, path)
     if not all(isinstance(v, torch.Tensor) for v in sd.values()):
         raise DIFError(f"{shown(path)}: a state dict is not a dict of tensors")
@@ -89,7 +91,7 @@ def load_model(path: str | Path, kind: str, resolution: Optional[int] = None, fi
         wrong = sorted(set(expected) ^ set(found)) or [k for k in expected if expected[k] != found[k]]
         raise DIFError(f"{shown(path)}: weights do not fit a {res} px, {n}-bit {kind} (first difference: "
                        f"{shown(wrong[0])[:80]})")
-    model = cls(res, n)
+    model = cls(res, n, luma) if kind == "encoder" else cls(res, n)
     try:
         model.load_state_dict(sd)
     except RuntimeError as exc:
