@@ -4,8 +4,9 @@ Real images are crops of the photos that ship inside this project's dependencies
 ``china.jpg`` and ``flower.jpg``, matplotlib's ``grace_hopper.jpg``). Fake images are crops of the
 same photos passed through a small fully convolutional autoencoder (``ImageAutoencoder``: two
 stride-2 convolutions down, two ConvTranspose up-samplings back; ``--ups`` changes both) trained
-for about a minute on them. Each photo is cut in two halves: train images come from one half, test images from the
-other, and the autoencoder sees only the train halves, so no test pixel took part in training.
+for about a minute on them. Each photo is cut in two halves: train images come from one half,
+test images from the other, and the autoencoder sees only the train halves, so no test pixel took
+part in training.
 
 Both classes are cropped from the same decoded pixels and written as PNG: neither can be told
 apart by its file format. Crops are drawn at two scales (1 and 0.9) with a random flip or rotation,

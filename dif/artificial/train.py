@@ -103,11 +103,12 @@ class ArtificialConfig:
 
 class L2Schedule:
     """Weight of the image loss: 0 until ``trigger`` (the first batch with bit accuracy > 0.9) is
-    seen, 0 for ``wait`` more steps, then a linear ramp to ``scale`` over ``ramp`` steps."""
+    seen, 0 for ``wait`` more steps, then a linear ramp to ``scale`` over ``ramp`` steps. A pair
+    that already decodes (a continued run) passes ``trigger=0``: its schedule starts at once."""
 
-    def __init__(self, scale: float, wait: int, ramp: int) -> None:
+    def __init__(self, scale: float, wait: int, ramp: int, trigger: Optional[int] = None) -> None:
         self.scale, self.wait, self.ramp = scale, wait, ramp
-        self.trigger: Optional[int] = None
+        self.trigger = trigger
 
     def observe(self, step: int, batch_bit_accuracy: float) -> None:
         if self.trigger is None and batch_bit_accuracy > 0.9:
@@ -413,9 +414,9 @@ def train_pair(paths: Sequence[Path], cfg: ArtificialConfig, device: torch.devic
     loader = torch.utils.data.DataLoader(data, batch_size=cfg.batch_size, shuffle=True, drop_last=len(data) >= cfg.batch_size,
                                          generator=gen, num_workers=workers)
     opt_ = torch.optim.Adam(list(encoder.parameters()) + list(decoder.parameters()), lr=cfg.lr)
-    sched = L2Schedule(cfg.l2_loss_scale, cfg.l2_loss_await, cfg.l2_loss_ramp)
-    if init is not None:  # a continued pair already decodes: its image loss counts from the first step, so a
-        sched.trigger = 0  # changed encoder (e.g. --luma) cannot buy back its bits with a visible change first
+    # a continued pair already decodes: its image loss counts from the first step, so a changed encoder
+    # (e.g. --luma) cannot buy back its bits with a visible change first
+    sched = L2Schedule(cfg.l2_loss_scale, cfg.l2_loss_await, cfg.l2_loss_ramp, trigger=0 if init is not None else None)
     kinds = [k for k in cfg.perturb.split(",") if k]
     bit_gen = torch.Generator().manual_seed(cfg.seed + 1)
     pert_gen = torch.Generator().manual_seed(cfg.seed + 2)
