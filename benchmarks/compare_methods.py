@@ -7,7 +7,8 @@ Under ``torchrun --nproc_per_node N`` the generators are shared out among the pr
 rank 0 writes the same table. DATA_ROOT (default ../shared/data) is a folder of generator folders with 0_real/ and 1_fake/, or
 the shared data itself (its cnndetection/* and dif_official/samples/* generators). For every
 generator the images are split into the same stratified, seeded folds for every method; each
-method is trained on the other folds with its own recipe and defaults, and scored on the held-out
+method is trained on the other folds with its own recipe and defaults (DIF: ``train_dif.py``'s, the
+extractor chosen by ``auto`` unless ``--dif-denoiser`` fixes one), and scored on the held-out
 fold: accuracy at the method's own threshold, ROC AUC, training and scoring time. Methods: DIF
 (defaults), DeepFeatureX with a resnet18 from scratch, and with torchvision's ImageNet resnet18 when
 its weights are in the torch hub cache (the run says so when they are not).
@@ -42,7 +43,8 @@ def make_methods(args) -> dict:
     from dif.deepfeaturex.train import DFXConfig
     from dif.methods.dif import DIFMethod
 
-    out = {"DIF": lambda seed: DIFMethod.build(DIFConfig(seed=seed, epochs=args.dif_epochs)),
+    out = {"DIF": lambda seed: DIFMethod.build(DIFConfig(seed=seed, epochs=args.dif_epochs,
+                                                         extractor=args.dif_denoiser)),
            "DFX resnet18 scratch": lambda seed: DeepFeatureXMethod.build(
                DFXConfig(seed=seed, epochs=args.dfx_epochs, pretrained="none"))}
     _, path = imagenet_weights_file("resnet18")
@@ -55,12 +57,15 @@ def make_methods(args) -> dict:
 
 
 def main(argv=None) -> int:
+    from dif.choose import TRAINING_DEFAULT, parse_auto
     from dif.cli import Parser, add_common_arguments, int_in
 
     p = Parser(description=__doc__.split("\n")[1])
     p.add_argument("data_root", nargs="?", type=Path, default=None)
     p.add_argument("--folds", type=int_in(2, 100), default=2)
     p.add_argument("--dif-epochs", type=int_in(1, 10_000), default=100)
+    p.add_argument("--dif-denoiser", default=TRAINING_DEFAULT,
+                   help="DIF's residual extractor (default: train_dif.py's, auto with its short folds)")
     p.add_argument("--dfx-epochs", type=int_in(1, 10_000), default=50)
     p.add_argument("--only", default="", help="comma-separated generators (default: all)")
     p.add_argument("--methods", default="", help="comma-separated method names (default: all)")
@@ -77,6 +82,10 @@ def main(argv=None) -> int:
     from dif.evaluate import score_images, stratified_folds
     from dif.metrics import binary_metrics
 
+    if parse_auto(args.dif_denoiser) is None:  # a bad --dif-denoiser (auto:K:E or fixed) before any work
+        from dif.extractors import build_extractor
+
+        build_extractor(args.dif_denoiser)
     root = args.data_root or shared_data()
     if root is None:
         raise DIFError("no DATA_ROOT given and ../shared/data not found (set DIF_SHARED_DATA)")
@@ -105,10 +114,11 @@ def main(argv=None) -> int:
                                  workers=0)
                 t_score = time.perf_counter() - t0
                 met = binary_metrics(s.scores["m"], s.labels, m.threshold)
+                ext = getattr(getattr(m, "config", None), "extractor", None)  # DIF: what auto chose, if it chose
                 per[name].append({"accuracy": met["accuracy"], "auc": met["auc"], "fit_s": t_fit,
-                                  "score_s_per_image": t_score / max(1, len(s))})
+                                  "score_s_per_image": t_score / max(1, len(s)), "extractor": ext})
                 print(f"{g} fold {k + 1}/{len(folds)} {name}: acc {met['accuracy']:.3f} AUC {met['auc']:.3f} "
-                      f"(fit {t_fit:.0f} s)", flush=True)
+                      f"(fit {t_fit:.0f} s{', ' + ext if ext else ''})", flush=True)
         results["generators"][g] = {
             "n_real": int((labels == 0).sum()), "n_fake": int((labels == 1).sum()),
             "methods": {n: {"accuracy": float(np.mean([r["accuracy"] for r in v])),

@@ -441,6 +441,11 @@ def test_saves_are_byte_reproducible(tmp_path, tiny_data, scripts):
     ("auto_cost.py", ["DATA", "--out", "r.json", "--specs", "dncnn,bogus"], "bogus"),
     ("auto_cost.py", ["DATA", "--out", "r.json", "--specs", "auto:1"], "auto:K"),
     ("augment_recipe.py", ["DATA", "--out", "r.json", "--denoiser", "bogus"], "bogus"),
+    ("compare_methods.py", ["SHARED", "--dif-denoiser", "bogus"], "bogus"),
+    ("compare_methods.py", ["SHARED", "--dif-denoiser", "auto:1"], "auto:K"),
+    ("demo_seeds.py", ["DATA", "--out", "r.json", "--seeds", "0,x"], "--seeds"),
+    ("demo_seeds.py", ["DATA", "--out", "/sys/r.json"], "--out"),
+    ("demo_seeds.py", ["DATA", "--out", "r.json", "--demo-args", "--size 17"], "dif.demo failed: --size"),
 ])
 def test_benchmarks_answer_bad_input_in_one_line(tmp_path, shared_data, script, args, msg):
     args = [str(tmp_path) if a == "DATA" else a.replace("SHARED", str(shared_data)) for a in args]
