@@ -286,10 +286,10 @@ def _photos(shared_data, tmp_path, n=6, name="photos"):
 
 @pytest.mark.parametrize("pair,min_psnr", [("artificial", 20), ("artificial_invisible", 33),
                                                   ("artificial_invisible64", 33), ("artificial_robust64", 30),
-                                                  ("artificial_luma64", 30)])
+                                                  ("artificial_luma64", 30), ("artificial_luma64_v2", 31)])
 def test_shipped_pair_embed_detect_attribute_round_trip(shared_data, tmp_path, capsys, pair, min_psnr):
     """The shipped pairs (held-out crops: robust 23.8 dB / 0.931, invisible 35.4 dB / 0.918, invisible64
-    36.1 dB / 0.997, robust64 32.3 dB / 0.999, luma64 32.6 dB / 0.992)."""
+    36.1 dB / 0.997, robust64 32.3 dB / 0.999, luma64 32.6 dB / 0.992, luma64_v2 33.9 dB / 0.989)."""
     enc, dec = ROOT / "checks" / pair / "encoder.pth", ROOT / "checks" / pair / "decoder.pth"
     photos = _photos(shared_data, tmp_path)
     assert cli("embed", "--encoder_path", enc, "--data_dir", photos, "--output_dir", tmp_path / "emb", "--check", dec,
@@ -463,6 +463,10 @@ def test_curriculum_strength_rises_only_while_bits_hold():
     g = torch.Generator().manual_seed(0)
     seen = [perturb_batch(x, ["noise"], g, strength=0.0) for _ in range(20)]
     assert any(k == "noise" for _, k in seen) and all(torch.equal(y, x) for y, _ in seen)
+    # a kind named twice is drawn twice as often (how --perturb blur,blur,noise,jpeg weighs blur)
+    kinds = [perturb_batch(x[:1, :, :8, :8], ["blur", "blur", "noise"], g)[1] for _ in range(600)]
+    n_blur, n_noise = kinds.count("blur"), kinds.count("noise")
+    assert 1.5 < n_blur / n_noise < 2.7 and 200 < n_blur + n_noise < 400
 
 
 def test_robust64_pair_keeps_its_bits_through_jpeg_blur_and_noise(shared_data):
@@ -475,7 +479,7 @@ def test_robust64_pair_keeps_its_bits_through_jpeg_blur_and_noise(shared_data):
 
     x = fixed_crops(list_images(shared_data / "natural" / "live1")[:10], 64, 2, 1)
     acc = {}
-    for pair in ("artificial_robust64", "artificial_invisible64", "artificial_luma64"):
+    for pair in ("artificial_robust64", "artificial_invisible64", "artificial_luma64", "artificial_luma64_v2"):
         enc = load_model(ROOT / "checks" / pair / "encoder.pth", "encoder")
         dec = load_model(ROOT / "checks" / pair / "decoder.pth", "decoder")
         for name in ("jpeg90", "jpeg75", "blur1", "noise0.05"):
@@ -484,3 +488,5 @@ def test_robust64_pair_keeps_its_bits_through_jpeg_blur_and_noise(shared_data):
     assert acc["artificial_robust64", "jpeg90"] > 0.85 and acc["artificial_invisible64", "jpeg90"] < 0.6
     assert acc["artificial_robust64", "blur1"] > 0.9 and acc["artificial_robust64", "noise0.05"] > 0.9
     assert acc["artificial_luma64", "jpeg75"] > 0.93 and acc["artificial_luma64", "jpeg75"] > acc["artificial_robust64", "jpeg75"] + 0.05
+    # v2 (more blur in training, a heavier image loss): JPEG kept, blur 1 regained (measured 0.965 / 0.910)
+    assert acc["artificial_luma64_v2", "jpeg75"] > 0.93 and acc["artificial_luma64_v2", "blur1"] > acc["artificial_luma64", "blur1"]

@@ -68,7 +68,8 @@ class ArtificialConfig:
                              "[0, C]); gains and --saturation give one tint per crop, which real colour photos "
                              "are not", ("--chroma",), 0, 10)
     perturb: str = opt("", "train through perturbations of the fingerprinted images, comma-separated from "
-                           "noise, blur, jpeg (one drawn per batch, half of the batches clean)", ("--perturb",))
+                           "noise, blur, jpeg (one drawn per batch, half of the batches clean; a kind named twice is "
+                           "drawn twice as often)", ("--perturb",))
     curriculum: int = opt(0, "> 0: the perturbations start at their mildest and reach full strength after this "
                              "many perturbed batches that decode with bit accuracy >= --curriculum_hold (0: full "
                              "strength from the start)", ("--curriculum",), 0, 10**9)
