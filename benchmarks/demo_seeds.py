@@ -6,7 +6,7 @@
 
 For each seed S it runs exactly what a new user runs (README's quick start), as subprocesses:
 ``python -m dif.demo WORK/sS --seed S [demo-args]``, ``python train_dif.py WORK/sS/train
-WORK/sS_check [train-args]`` and ``python eval_dif.py WORK/sS_check WORK/sS/test --json ...``
+WORK/sS_check [train-args]`` and ``python eval_dif.py WORK/sS_check WORK/sS/test``
 (with ``--perturb`` when given), and records the test accuracy / AUC, the extractor the
 training used (``auto``'s choice when it chose) and each command's time. A seed already in
 OUT.json with the same arguments is not run again (a stopped run continues); OUT.json is
@@ -39,22 +39,17 @@ def run(cmd: list[str]) -> tuple[str, float]:
     return p.stdout, time.perf_counter() - t
 
 
-def conditions(csv_path: Path, perturbed: bool) -> dict:
-    """{condition: {accuracy, auc}} from eval_dif.py's --csv (one row per condition with --perturb,
-    else one row per image, scored again here with sklearn at the fingerprint's own threshold)."""
+def conditions(metrics: Path, perturbed: bool) -> dict:
+    """{condition: {accuracy, auc}} as eval_dif.py wrote them: its --csv holds one row per condition
+    with --perturb (its --json would drop the clean row when only one perturbation is named), its
+    --json the clean metrics without."""
     import csv
 
-    with open(csv_path, newline="") as f:
-        rows = list(csv.DictReader(f))
-    if perturbed:
-        return {r["perturbation"]: {"accuracy": float(r["accuracy"]), "auc": float(r["auc"])} for r in rows}
-    from sklearn.metrics import roc_auc_score
-
-    y = [int(r["label"]) for r in rows]
-    score_key = [k for k in rows[0] if k not in ("path", "label", "prediction")][0]
-    s = [float(r[score_key]) for r in rows]
-    acc = sum((r["prediction"] == "fake") == bool(t) for r, t in zip(rows, y)) / len(rows)
-    return {"clean": {"accuracy": acc, "auc": float(roc_auc_score(y, s))}}
+    if not perturbed:
+        m = json.loads(metrics.read_text())
+        return {"clean": {"accuracy": m["accuracy"], "auc": m["auc"]}}
+    with open(metrics, newline="") as f:
+        return {r["perturbation"]: {"accuracy": float(r["accuracy"]), "auc": float(r["auc"])} for r in csv.DictReader(f)}
 
 
 def one_seed(work: Path, seed: int, demo_args: list[str], train_args: list[str], perturb: str) -> dict:
@@ -62,9 +57,9 @@ def one_seed(work: Path, seed: int, demo_args: list[str], train_args: list[str],
     py = sys.executable
     _, t_demo = run([py, "-m", "dif.demo", str(demo), "--seed", str(seed), "--overwrite", "--quiet", *demo_args])
     out, t_train = run([py, "train_dif.py", str(demo / "train"), str(check), "--overwrite", "--quiet", *train_args])
-    metrics = work / f"s{seed}_metrics.csv"
-    ev = [py, "eval_dif.py", str(check), str(demo / "test"), "--quiet", "--csv", str(metrics)]
-    _, t_eval = run(ev + (["--perturb", perturb] if perturb else []))
+    metrics = work / f"s{seed}_metrics.{'csv' if perturb else 'json'}"
+    ev = [py, "eval_dif.py", str(check), str(demo / "test"), "--quiet"]
+    _, t_eval = run(ev + (["--csv", str(metrics), "--perturb", perturb] if perturb else ["--json", str(metrics)]))
     row = {"seed": seed, "time_s": {"demo": round(t_demo, 1), "train": round(t_train, 1), "eval": round(t_eval, 1)},
            "train_notes": [line for line in out.splitlines() if "auto" in line or "extractor" in line][:3]}
     row["conditions"] = conditions(metrics, bool(perturb))
