@@ -16,11 +16,11 @@ import time
 from pathlib import Path
 from typing import Sequence
 
-from dif.cli import Parser, add_common_arguments, resolve_device, run_main, setup_logging
+from dif.cli import DefaultsFormatter, Parser, add_common_arguments, resolve_device, run_main, setup_logging
 
 
 def parse_args(argv: Sequence[str] | None = None):
-    p = Parser(description=__doc__.split("\n")[1], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = Parser(description=__doc__.split("\n")[1], formatter_class=DefaultsFormatter)
     p.add_argument("--size", type=int, nargs=2, default=[128, 128], metavar=("H", "W"), help="image size (multiples of 16)")
     p.add_argument("--epochs", "--steps", type=int, default=1000, help="training steps")
     p.add_argument("--lr", type=float, default=5e-5, help="AdamW learning rate")

@@ -21,7 +21,7 @@ from typing import Sequence
 
 import numpy as np
 
-from dif.cli import Parser, add_common_arguments, int_in, resolve_device, run_main, setup_logging
+from dif.cli import DefaultsFormatter, Parser, add_common_arguments, int_in, resolve_device, run_main, setup_logging
 
 METRIC_KEYS = ["accuracy", "real_accuracy", "fake_accuracy", "ap", "auc", "n_real", "n_fake", "threshold"]
 
@@ -29,7 +29,7 @@ METRIC_KEYS = ["accuracy", "real_accuracy", "fake_accuracy", "ap", "auc", "n_rea
 def parse_args(argv: Sequence[str] | None = None):
     from dif.methods import get_method, method_names
 
-    p = Parser(description=__doc__.split("\n")[1], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = Parser(description=__doc__.split("\n")[1], formatter_class=DefaultsFormatter)
     p.add_argument("check_dir", help="checkpoint folder (DIF: chk_<epoch>.pt files), one chk_<epoch>.pt file, "
                                      "or with --cross a folder of checkpoint folders")
     p.add_argument("data_dir", help="folder with 0_real/ and 1_fake/, a folder of images, one image, "

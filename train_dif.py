@@ -15,13 +15,13 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from dif.cli import Parser, add_common_arguments, resolve_device, run_main, setup_logging
+from dif.cli import DefaultsFormatter, Parser, add_common_arguments, resolve_device, run_main, setup_logging
 from dif.choose import TRAINING_DEFAULT, parse_auto
 from dif.config import DIFConfig, add_config_arguments, config_from_args
 
 
 def parse_args(argv: Sequence[str] | None = None):
-    p = Parser(description=__doc__.split("\n")[1], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = Parser(description=__doc__.split("\n")[1], formatter_class=DefaultsFormatter)
     p.add_argument("data_dir", help="folder with 0_real/ and 1_fake/ images")
     p.add_argument("check_dir", help="output folder for checkpoints and figures (created)")
     add_config_arguments(p, DIFConfig)

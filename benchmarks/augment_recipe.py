@@ -8,8 +8,10 @@ for fingerprints trained with each augmentation recipe on the same images.
 DATA holds train/ and test/, each with 0_real/ and 1_fake/ (``python -m dif.demo`` makes one;
 ``benchmarks/tiles.py`` makes the lossless large-image set). A recipe is NAME=AUGMENT:KINDS, or one
 of the named ones: ``none`` (0 copies, the paper), ``legacy`` (2 copies of
-jpeg,resize,blur,shift,rotate: the default before this benchmark), ``grid`` (2 copies of
-jpeg,blur,noise: perturbations that keep a generator's periodic trace on its grid). Everything else
+jpeg,resize,blur,shift,rotate from the first epoch: the default before this benchmark), ``grid`` (2
+copies of jpeg,blur,noise: perturbations that keep a generator's periodic trace on its grid),
+``warm`` (legacy's copies after 30% of the epochs on the clean images alone, ``--clean-first 0.3``).
+NAME=N:KINDS:F sets the clean warm-up F. Everything else
 is ``train_dif.py``'s default (crop 256, every tile, 100 epochs) except the extractor, fixed by
 ``--denoiser`` so that the recipes alone differ. Each (data, recipe, seed) trains one fingerprint;
 the held-out images are scored with its own centres, clean and after each ``--perturb`` (applied to
@@ -22,11 +24,13 @@ import sys
 import time
 from pathlib import Path
 
-NAMED = {"none": "0:jpeg", "legacy": "2:jpeg,resize,blur,shift,rotate", "grid": "2:jpeg,blur,noise"}
+NAMED = {"none": "0:jpeg", "legacy": "2:jpeg,resize,blur,shift,rotate:0", "grid": "2:jpeg,blur,noise:0",
+         "warm": "2:jpeg,resize,blur,shift,rotate:0.3"}
 
 
-def parse_recipes(spec: str) -> dict[str, tuple[int, str]]:
-    """{name: (augment, kinds)} from ``none,legacy,grid`` or ``NAME=N:KINDS`` items (DIFError if bad)."""
+def parse_recipes(spec: str) -> dict[str, tuple[int, str, float]]:
+    """{name: (augment, kinds, clean_first)} from ``none,legacy,grid,warm`` or ``NAME=N:KINDS[:F]``
+    items (DIFError if bad)."""
     from dif.errors import DIFError
     from dif.robustness import parse_augment_kinds
 
@@ -34,14 +38,17 @@ def parse_recipes(spec: str) -> dict[str, tuple[int, str]]:
     for item in [s.strip() for s in spec.split(";" if "=" in spec else ",") if s.strip()]:
         name, _, body = item.partition("=")
         body = body or NAMED.get(name, "")
-        n, _, kinds = body.partition(":")
+        n, _, rest = body.partition(":")
+        kinds, _, first = rest.partition(":")
         try:
-            count = int(n)
+            count, warm = int(n), float(first or 0)
         except ValueError:
-            raise DIFError(f"--recipes: {item!r} is neither {', '.join(NAMED)} nor NAME=N:KINDS") from None
+            raise DIFError(f"--recipes: {item!r} is neither {', '.join(NAMED)} nor NAME=N:KINDS[:F]") from None
         if not 0 <= count <= 100:
             raise DIFError(f"--recipes: {item!r}: the number of copies must be 0-100")
-        out[name] = (count, ",".join(parse_augment_kinds(kinds or "jpeg")))
+        if not 0 <= warm <= 1:
+            raise DIFError(f"--recipes: {item!r}: the clean warm-up F must be 0-1")
+        out[name] = (count, ",".join(parse_augment_kinds(kinds or "jpeg")), warm)
     if not out:
         raise DIFError("--recipes: no recipe named")
     return out
@@ -65,13 +72,14 @@ def main(argv=None) -> int:
     p = Parser(description=__doc__.split("\n")[0])
     p.add_argument("data", nargs="+", type=Path, help="folders with train/ and test/")
     p.add_argument("--out", type=Path, required=True, help="JSON of every result")
-    p.add_argument("--recipes", default="none,legacy,grid")
+    p.add_argument("--recipes", default="none,legacy,grid,warm")
     p.add_argument("--denoiser", default="dncnn")
     p.add_argument("--seeds", type=int_in(1, 100), default=1)
     p.add_argument("--epochs", type=int_in(1, 10**5), default=100)
     p.add_argument("--crop", type=int_in(32, 8192), default=256)
     p.add_argument("--perturb", default="jpeg90,jpeg75,resize0.5,crop")
     p.add_argument("--threads", type=int_in(1, 256), default=None)
+    p.add_argument("--train-precision", choices=("fp32", "bf16"), default="fp32", help="every recipe's U-Net arithmetic")
     args = p.parse_args(argv)
     check_output_file(args.out, "--out")
     recipes = parse_recipes(args.recipes)
@@ -84,17 +92,18 @@ def main(argv=None) -> int:
         sets[d] = (find_labelled(d / "train"), find_labelled(d / "test"))
     if args.threads:
         torch.set_num_threads(args.threads)
-    results: dict = {"recipes": {k: {"augment": a, "kinds": s} for k, (a, s) in recipes.items()},
-                     "denoiser": args.denoiser, "epochs": args.epochs, "crop": args.crop, "conditions": conds,
+    results: dict = {"recipes": {k: {"augment": a, "kinds": s, "clean_first": f} for k, (a, s, f) in recipes.items()},
+                     "denoiser": args.denoiser, "train_precision": args.train_precision, "epochs": args.epochs, "crop": args.crop, "conditions": conds,
                      "runs": []}
     t0 = time.perf_counter()
     for d, (train, test) in sets.items():
         for seed in range(args.seeds):
             methods, rows = {}, {}
-            for name, (augment, kinds) in recipes.items():
+            for name, (augment, kinds, warm) in recipes.items():
                 t = time.perf_counter()
                 cfg = DIFConfig(epochs=args.epochs, crop=args.crop, augment=augment, augment_kinds=kinds, seed=seed,
-                                extractor=args.denoiser, checkpoint_every=args.epochs).validate()
+                                extractor=args.denoiser, checkpoint_every=args.epochs, clean_first=warm,
+                                train_precision=args.train_precision).validate()
                 methods[name] = DIFMethod.build(cfg)
                 methods[name].fit(list(train.paths), list(train.labels), device=torch.device("cpu"))
                 rows[name] = {"data": str(d), "recipe": name, "seed": seed,

@@ -29,6 +29,8 @@ def main(argv=None) -> int:
     p.add_argument("--crop", type=int_in(16, 356), default=256, help="centre crop, a multiple of 16 (images are 356 px)")
     p.add_argument("--denoiser", default=None, help="residual extractor, or auto[:K] (default: the package default, dncnn)")
     p.add_argument("--augment", type=int_in(0, 100), default=None, help="perturbed copies per image (default: the config's)")
+    p.add_argument("--train-precision", choices=("fp32", "bf16"), default="fp32",
+                   help="our U-Net's arithmetic (the authors' loop is always estimated with an fp32 U-Net)")
     args = p.parse_args(argv)
     from dif.config import DIFConfig
 
@@ -49,7 +51,7 @@ def main(argv=None) -> int:
         ds = find_labelled(workload_dir(Path(tmp), args.images))
         crop = (args.crop, args.crop)
         ext = build_extractor(args.denoiser)
-        cfg = DIFConfig(epochs=args.epochs, crop=args.crop)
+        cfg = DIFConfig(epochs=args.epochs, crop=args.crop, train_precision=args.train_precision)
         if args.augment is not None:
             cfg.augment = args.augment
         t0 = time.perf_counter()
@@ -65,13 +67,21 @@ def main(argv=None) -> int:
     t0 = time.perf_counter()
     state = train_fingerprint(cache.residuals, cache.labels, cfg)
     t_train = time.perf_counter() - t0
+    t_epoch_fp32 = t_train / args.epochs
+    if args.train_precision != "fp32":  # their loop's U-Net runs in fp32: time a few of its epochs
+        short = min(args.epochs, 5)
+        t0 = time.perf_counter()
+        train_fingerprint(cache.residuals, cache.labels, DIFConfig(**dict(cfg.to_dict(), epochs=short,
+                                                                          train_precision="fp32")))
+        t_epoch_fp32 = (time.perf_counter() - t0) / short
     res = {
         "images": len(ds.paths), "residuals": len(cache), "augment": cfg.augment, "crop": args.crop, "epochs": args.epochs, "steps": len(state.loss),
-        "threads": torch.get_num_threads(), "extractor": ext.spec,
+        "threads": torch.get_num_threads(), "extractor": ext.spec, "train_precision": args.train_precision,
         "residuals_s": round(t_res, 2), "train_s": round(t_train, 2),
         "s_per_epoch": round(t_train / args.epochs, 3), "total_s": round(t_res + t_train, 2),
         "dncnn17_pass_s": round(t_dncnn, 2),
-        "authors_style_estimate_s": round(args.epochs * (t_dncnn + t_train / args.epochs), 1),
+        "fp32_s_per_epoch": round(t_epoch_fp32, 3),
+        "authors_style_estimate_s": round(args.epochs * (t_dncnn + t_epoch_fp32), 1),
     }
     print(json.dumps(res, indent=2))
     return 0
@@ -85,7 +95,8 @@ def time_auto(args) -> int:
     from dif.data import find_labelled
     from dif.methods.dif import DIFMethod
 
-    cfg = DIFConfig(epochs=args.epochs, crop=args.crop, extractor=args.denoiser, checkpoint_every=args.epochs)
+    cfg = DIFConfig(epochs=args.epochs, crop=args.crop, extractor=args.denoiser, checkpoint_every=args.epochs,
+                    train_precision=args.train_precision)
     if args.augment is not None:
         cfg.augment = args.augment
     with tempfile.TemporaryDirectory() as tmp:
@@ -95,7 +106,8 @@ def time_auto(args) -> int:
         total = time.perf_counter() - t0
     choice = report["extractor_choice"]
     res = {"images": len(ds.paths), "augment": cfg.augment, "crop": args.crop, "epochs": args.epochs,
-           "threads": torch.get_num_threads(), "extractor": args.denoiser, "chosen": choice["chosen"],
+           "threads": torch.get_num_threads(), "extractor": args.denoiser, "train_precision": args.train_precision,
+           "chosen": choice["chosen"],
            "candidates": choice["candidates"], "choice_and_residuals_s": round(report["residual_seconds"], 2),
            "final_train_s": round(report["train_seconds"], 2), "total_s": round(total, 2)}
     print(json.dumps(res, indent=2))

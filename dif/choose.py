@@ -6,8 +6,9 @@ decide: for each candidate the residuals are computed once (cached), fold finger
 on all but one fold and score the held-out fold, and the candidate with the best out-of-fold ROC
 AUC is kept; AUCs within ``TIE`` of the best count as ties, won by the cheaper extractor. Cost:
 candidates x folds x the fingerprint's training, plus one residual pass per candidate; the candidates
-left are not scored once the leader is within ``TIE`` of AUC 1 (none of them could win), and a
-candidate's cached residuals are dropped as soon as it falls out of the tie band.
+left are not scored once the leader is within ``TIE`` of AUC 1 (none of them could win), a
+candidate's cached residuals are dropped as soon as it falls out of the tie band, and those still in
+it wait on disk while the next candidate's are computed (one cache in memory at a time).
 
 ``auto`` is ``train_dif.py``'s default: measured on two data sets under two recipes (docs/dif.md) it
 was never more than 0.01 AUC below the best former default (``dncnn``) and up to 0.16 above it.
@@ -85,7 +86,7 @@ def out_of_fold_auc(ts: TrainingSet, cfg: DIFConfig, folds: int, device, progres
 
     cache = ts.cache
     scores = out_of_fold_scores(cache.residuals, cache.labels, replace(cfg, max_shift=0), folds, device, ts.groups,
-                                progress, ts.per_image)["corr"]
+                                progress, ts.per_image, ts.clean)["corr"]
     y, s = per_image_scores(scores[ts.clean], cache.labels.numpy()[ts.clean], ts.groups[ts.clean])
     return float(roc_auc_score(y, s))
 
@@ -112,7 +113,66 @@ def choose_extractor(paths: Sequence[Path], labels: Sequence[int], cfg: DIFConfi
     report: dict = {"candidates": [], "folds": folds, "fold_epochs": fold_epochs, "tie": TIE,
                     "criterion": "out-of-fold ROC AUC (corr)"}
     kept: dict[str, TrainingSet] = {}
+    with _Spill() as spill:
+        chosen = _score_candidates(paths, labels, cfg, device, candidates, folds, fold_epochs, progress, report, kept,
+                                   spill)
+        if isinstance(chosen, tuple):  # decided before any scoring (an empty class, too few images)
+            return chosen
+        spill.restore(chosen, kept[chosen])
+    return chosen, kept[chosen], report
+
+
+class _Spill:
+    """Residual caches of candidates still in the tie band, parked on disk (``tempfile``'s folder)
+    while the next candidate's residuals are computed, so that memory holds one cache at a time
+    (each is 2.4 GB at 512 + 512 images with 2 copies); read back if their candidate wins. A cache
+    that does not fit on that disk stays in memory."""
+
+    def __enter__(self) -> "_Spill":
+        import tempfile
+
+        self._dir = tempfile.TemporaryDirectory(prefix="dif-auto-")
+        self.files: dict[str, Path] = {}
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._dir.cleanup()
+
+    def park(self, spec: str, ts: TrainingSet) -> None:
+        import shutil
+
+        res = ts.cache.residuals
+        if spec in self.files or not isinstance(res, torch.Tensor):
+            return
+        need = res.numel() * res.element_size()
+        if shutil.disk_usage(self._dir.name).free < 1.2 * need + 2**30:
+            log.info("--denoiser auto: no room in %s for a %.1f GB residual cache; it stays in memory", self._dir.name,
+                     need / 1e9)
+            return
+        path = Path(self._dir.name) / f"{len(self.files)}-{spec.replace(':', '_')}.pt"
+        torch.save(res, path)
+        self.files[spec] = path
+        ts.cache.residuals = None
+
+    def restore(self, spec: str, ts: TrainingSet) -> None:
+        path = self.files.pop(spec, None)
+        if path is not None:
+            ts.cache.residuals = torch.load(path, weights_only=True)
+            path.unlink()
+
+    def drop(self, spec: str) -> None:
+        path = self.files.pop(spec, None)
+        if path is not None:
+            path.unlink()
+
+
+def _score_candidates(paths, labels, cfg: DIFConfig, device, candidates: Sequence[str], folds: int, fold_epochs: int,
+                      progress: bool, report: dict, kept: dict, spill: _Spill):
+    """``choose_extractor``'s loop: the chosen spec, or a finished (spec, residuals, report) when
+    nothing can be scored."""
     for spec in candidates:
+        for name, other in kept.items():  # one cache in memory while this candidate's is computed
+            spill.park(name, other)
         t0 = time.perf_counter()
         ext = build_extractor(spec, device)
         ts = config_residuals(paths, labels, ext, cfg, device, progress)
@@ -146,9 +206,10 @@ def choose_extractor(paths: Sequence[Path], labels: Sequence[int], cfg: DIFConfi
         for c in report["candidates"]:  # out of the tie band now, out for good (the best only grows)
             if c["auc"] < best - TIE:
                 kept.pop(c["extractor"], None)
+                spill.drop(c["extractor"])
     chosen = _leader(report["candidates"])["extractor"]
     report["chosen"] = chosen
-    return chosen, kept[chosen], report
+    return chosen
 
 
 def _leader(scored: list[dict]) -> dict:

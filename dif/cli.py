@@ -14,6 +14,15 @@ from .errors import DIFError, first_line
 EXIT_USER_ERROR = 2
 
 
+class DefaultsFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """``--help`` with every flag's default, except where the help already says its own or there is
+    none (a default decided at run time would otherwise read "(default: ...) (default: None)")."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        return text if "default:" in text or action.default is None else super()._get_help_string(action)
+
+
 class Parser(argparse.ArgumentParser):
     """ArgumentParser whose errors are one line (``prog: error: ...``) with exit code 2, and which
     accepts positionals after options (``CHECK DATA --quiet 2``)."""

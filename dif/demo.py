@@ -43,8 +43,10 @@ class DemoConfig:
 
     train: int = opt(10, "images per class in DIR/train", low=2, high=10_000)
     test: int = opt(16, "images per class in DIR/test", low=2, high=10_000)
-    size: int = opt(256, "side of every image in pixels (a multiple of 16, at most 256: the photos' halves "
-                         "are 300 px or more)", low=32, high=256)
+    size: int = opt(256, "side of every image in pixels (a multiple of 16, at most the smallest half photo "
+                         "after --zoom: 300 px at zoom 1)", low=32, high=4096)
+    zoom: float = opt(1.0, "resize the bundled photos by this factor (Lanczos) before they are cut, so that "
+                           "larger images fit", low=0.25, high=4.0)
     steps: int = opt(800, "autoencoder training steps (about a minute on 2 CPU cores)", low=1, high=1_000_000)
     patch: int = opt(64, "side of the autoencoder's training crops", low=16, high=256)
     ups: int = opt(2, "the autoencoder's stride-2 up-samplings (each doubles the period of its trace)", low=1, high=4)
@@ -153,6 +155,8 @@ def make_demo(out: Path, cfg: DemoConfig, progress: bool = False) -> dict:
                 arr = np.asarray(im.convert("RGB"))
         except OSError as exc:
             raise DIFError(f"cannot read the bundled photo {path} ({first_line(exc)})") from None
+        if cfg.zoom != 1.0:
+            arr = _scaled(arr, cfg.zoom)
         a, b = halves(arr)
         train_parts.append(a)
         test_parts.append(b)
@@ -160,7 +164,7 @@ def make_demo(out: Path, cfg: DemoConfig, progress: bool = False) -> dict:
                         "sha256": hashlib.sha256(path.read_bytes()).hexdigest()})
     smallest = min(min(p.shape[:2]) for p in train_parts + test_parts)
     if cfg.size > smallest:
-        raise DIFError(f"--size {cfg.size} is larger than the smallest half photo ({smallest} px)")
+        raise DIFError(f"--size {cfg.size} is larger than the smallest half photo ({smallest} px at --zoom {cfg.zoom:g})")
 
     train_levels, test_levels = pyramids(train_parts), pyramids(test_parts)
     rng = np.random.default_rng(cfg.seed)
@@ -206,12 +210,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     import argparse
     import time
 
-    from .cli import Parser, prog_name, setup_logging
+    from .cli import DefaultsFormatter, Parser, prog_name, setup_logging
     from .config import add_config_arguments, config_from_args
 
     p = Parser(prog=prog_name("dif.demo"), description="Make a small labelled demo set (DIR/train, DIR/test, each "
                                                       "with 0_real/ and 1_fake/) from bundled photos, no download.",
-               formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+               formatter_class=DefaultsFormatter)
     p.add_argument("dir", help="output folder (created; an existing non-empty one needs --overwrite)")
     add_config_arguments(p, DemoConfig)
     p.add_argument("--overwrite", action="store_true", help="replace an earlier demo set in DIR once the new one is "

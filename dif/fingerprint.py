@@ -94,6 +94,17 @@ def epoch_steps(n_residuals: int, per_image: float, batch_size: int) -> Optional
     return max(1, math.ceil(n_residuals / per_image / batch_size))
 
 
+def warmup_epochs(cfg: DIFConfig, clean: Optional[torch.Tensor | np.ndarray]) -> int:
+    """Epochs on the clean residuals alone (``cfg.clean_first`` of ``cfg.epochs``, rounded): 0 when
+    there are no perturbed copies to hold back or no clean residual (or fewer than 2) to train on."""
+    if clean is None:
+        return 0
+    mask = np.asarray(clean, dtype=bool)
+    if mask.all() or mask.sum() < 2:
+        return 0
+    return int(round(cfg.clean_first * cfg.epochs))
+
+
 def fixed_noise(cfg: DIFConfig, height: int, width: int, generator: torch.Generator) -> torch.Tensor:
     """The U-Net's fixed input: noise_scale * U[0, 1), 1 x in_channels x H x W."""
     return cfg.noise_scale * torch.rand((1, cfg.in_channels, height, width), generator=generator)
@@ -131,6 +142,7 @@ def train_fingerprint(
     on_epoch_end: Optional[Callable[[TrainState], None]] = None,
     progress: bool = False,
     steps_per_epoch: Optional[int] = None,
+    clean: Optional[torch.Tensor | np.ndarray] = None,
 ) -> TrainState:
     """Train a DIF fingerprint on cached residuals (N x 3 x H x W) with labels (0 real, 1 fake).
 
@@ -139,6 +151,8 @@ def train_fingerprint(
     ``on_epoch_end(state)`` is called after each epoch (checkpointing lives with the caller).
     ``steps_per_epoch`` caps an epoch's batches (tiles: an epoch counts images, not tiles, so
     that more tiles mean more varied batches at the same cost, not more steps).
+    ``clean`` marks the residuals of un-perturbed images: the first ``cfg.clean_first`` of the
+    epochs draw their batches from those alone (``warmup_epochs``), the rest from all.
     """
     from tqdm.auto import tqdm
 
@@ -158,9 +172,16 @@ def train_fingerprint(
     state = TrainState()
     ema = None
 
+    warm = warmup_epochs(cfg, clean)
+    low = cfg.train_precision == "bf16"
+    clean_idx = torch.from_numpy(np.flatnonzero(np.asarray(clean))) if warm else None
+
     bar = tqdm(range(1, cfg.epochs + 1), desc="Training DIF", disable=not progress, dynamic_ncols=True)
     for epoch in bar:
-        batches = make_batches(len(residuals), cfg.batch_size, gen)
+        if epoch <= warm:
+            batches = [clean_idx[b] for b in make_batches(len(clean_idx), cfg.batch_size, gen)]
+        else:
+            batches = make_batches(len(residuals), cfg.batch_size, gen)
         for idx in batches[:steps_per_epoch] if steps_per_epoch else batches:
             r = res_dev[idx.to(device)]
             y = lab_dev[idx.to(device)]
@@ -168,7 +189,9 @@ def train_fingerprint(
                 scale = (1.0 - cfg.alpha) * torch.rand((len(idx), 1, 1, 1), generator=gen) + cfg.alpha
                 r = r * scale.to(device)
             jitter = torch.randn(noise.shape, generator=gen) * cfg.noise_std
-            out = unet((noise + jitter).to(device, memory_format=torch.channels_last))
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=low):
+                out = unet((noise + jitter).to(device, memory_format=torch.channels_last))
+            out = out.float()  # the correlations, the loss and the EMA fingerprint in fp32 whatever the U-Net ran in
             corr = pearson(out, r)
             loss = contrastive_loss(corr, y, cfg.margin)
             is_fake = y == 1

@@ -230,12 +230,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     import json
 
     from .atomic import write_text_atomic
-    from .cli import Parser, add_common_arguments, int_in, prog_name, resolve_device, setup_logging
+    from .cli import DefaultsFormatter, Parser, add_common_arguments, int_in, prog_name, resolve_device, setup_logging
     from .robustness import get_perturbation
 
     p = Parser(prog=prog_name("dif.lineage"), description="Model lineage from the command line.")
     sub = p.add_subparsers(dest="command", required=True, parser_class=Parser)
-    d = sub.add_parser("decide", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    d = sub.add_parser("decide", formatter_class=DefaultsFormatter,
                        help="is a candidate model descended from a suspected parent? (a p-value against a pool of "
                             "unrelated models)",
                        description="Score the candidate model's images and each pool model's images with the "

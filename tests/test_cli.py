@@ -416,15 +416,25 @@ def test_auto_stops_when_no_candidate_can_win_and_keeps_the_tie_band(tiny_data, 
     data = find_labelled(tiny_data)
     cfg = DIFConfig(crop=32, epochs=1, augment=0, tiles=1)
     cands = ("highpass", "highpass:2", "wavelet-dwt")
+    made, compute = [], choose.config_residuals
 
-    def scripted(values):
+    def scripted(values):  # a new choice: its own caches are watched
+        made.clear()
         it = iter(values)
         monkeypatch.setattr(choose, "out_of_fold_auc", lambda ts, c, folds, device, progress=False: next(it))
 
+    def watched(*a, **k):  # while a candidate's residuals are computed, no earlier cache is in memory
+        assert all(t.cache.residuals is None for t in made)
+        made.append(compute(*a, **k))
+        return made[-1]
+
+    monkeypatch.setattr(choose, "config_residuals", watched)
     scripted([0.900, 0.904, 0.908])  # the best rises past the first: the second comes back as leader
     chosen, ts, rep = choose.choose_extractor(data.paths, data.labels, cfg, "cpu", candidates=cands)
-    assert chosen.startswith("highpass:2") and "skipped" not in rep
-    assert ts.cache.residuals.shape[0] == len(data.paths)
+    assert chosen.startswith("highpass:2") and "skipped" not in rep and len(made) == 3
+    # parked on disk while wavelet-dwt's were computed, read back whole
+    direct = compute(data.paths, data.labels, choose.build_extractor("highpass:2"), cfg, "cpu")
+    assert torch.equal(ts.cache.residuals, direct.cache.residuals)
     scripted([0.999, 0.2, 0.2])  # within the tie of 1: nothing after it is scored
     chosen, ts, rep = choose.choose_extractor(data.paths, data.labels, cfg, "cpu", candidates=cands)
     assert chosen.startswith("highpass") and rep["skipped"] == ["highpass:2", "wavelet-dwt"]

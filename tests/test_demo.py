@@ -79,6 +79,8 @@ def test_bad_input_is_one_line_and_writes_nothing(demo, tmp_path, capsys):
                       ([str(tmp_path / "a"), "--train", "1"], "--train"),
                       ([str(tmp_path / "a"), "--seed", "-1"], "--seed"),
                       ([str(tmp_path / "a"), "--ups", "5"], "--ups"),
+                      ([str(tmp_path / "a"), "--zoom", "0"], "--zoom"),
+                      ([str(tmp_path / "a"), "--zoom", "0.25", "--size", "96"], "at --zoom 0.25"),
                       (["/sys/demo_here", *TINY], "not writable")):
         assert run_main(demo_main, argv) == 2, argv
         err = capsys.readouterr().err.strip().splitlines()
@@ -127,3 +129,16 @@ def test_the_demo_autoencoder_keeps_the_size_and_its_trace_period_follows_its_up
         assert not torch.allclose(inner[..., :-m // 2, :], inner[..., m // 2:, :], atol=1e-5)  # but not half of it
     with pytest.raises(DIFError, match="1-4"):
         ImageAutoencoder(8, 5)
+
+
+def test_zoom_resizes_the_photos_before_they_are_cut(tmp_path):
+    """--zoom scales the bundled photos first, so --size may go up to the smallest half at that zoom
+    (a quarter of 300 px here); the record says which zoom made the set."""
+    from PIL import Image
+
+    out = tmp_path / "z"
+    assert run_main(demo_main, [str(out), "--zoom", "0.25", "--size", "64", "--train", "2", "--test", "2",
+                                "--steps", "2", "--patch", "32", "--quiet"]) == 0
+    with Image.open(sorted((out / "train" / "1_fake").glob("*.png"))[0]) as im:
+        assert im.size == (64, 64)
+    assert json.loads((out / "demo.json").read_text())["config"]["zoom"] == 0.25

@@ -167,3 +167,43 @@ def test_one_step_against_the_authors_formula(monkeypatch):
     # the EMA after one step is the first output itself: the recorded correlations are c's class means
     assert state.train_real[0] == pytest.approx(c[y == 0].mean(), abs=1e-5)
     assert state.train_fake[0] == pytest.approx(c[y == 1].mean(), abs=1e-5)
+
+
+def test_clean_warm_up_trains_on_the_clean_residuals_first():
+    """--clean-first F: the first F of the epochs see the un-perturbed residuals alone. With F = 1
+    the training is step for step the training on those residuals; with F = 0, or no mask, it is
+    the plain training; with F = 0.5 the first half matches the clean one and the rest does not."""
+    res, lab = _tiny_residuals(n=8)
+    mask = np.zeros(len(res), dtype=bool)
+    mask[::2] = True  # as if every other residual were a perturbed copy
+    assert lab[mask].unique().numel() == 2
+    alone = train_fingerprint(res[mask], lab[mask], DIFConfig(seed=2, **SMALL))
+    whole = train_fingerprint(res, lab, DIFConfig(seed=2, clean_first=1.0, **SMALL), clean=mask)
+    assert whole.loss == alone.loss and torch.equal(whole.fingerprint, alone.fingerprint)
+    plain = train_fingerprint(res, lab, DIFConfig(seed=2, **SMALL))
+    assert train_fingerprint(res, lab, DIFConfig(seed=2, clean_first=0.0, **SMALL), clean=mask).loss == plain.loss
+    assert train_fingerprint(res, lab, DIFConfig(seed=2, clean_first=0.7, **SMALL)).loss == plain.loss  # no mask
+    half = train_fingerprint(res, lab, DIFConfig(seed=2, clean_first=0.5, **SMALL), clean=mask)
+    steps = len(alone.loss) // SMALL["epochs"] * 3  # 3 of 6 epochs on the clean half
+    assert half.loss[:steps] == alone.loss[:steps] and half.loss[steps:] != plain.loss[steps:]
+
+
+def test_configs_saved_before_the_warm_up_read_as_trained():
+    from dif.config import DIFConfig as C
+
+    old = {k: v for k, v in C().to_dict().items() if k != "clean_first"}
+    assert C.from_dict(old).clean_first == 0.0
+    assert C.from_dict(dict(old, clean_first=0.3)).clean_first == 0.3
+
+
+def test_bf16_training_still_finds_the_pattern_and_keeps_fp32_results():
+    """--train-precision bf16 runs the U-Net under autocast; what it writes (the EMA fingerprint,
+    the training correlations) is fp32, it is as deterministic, and it still separates the pattern."""
+    res, lab = _tiny_residuals(n=8)
+    cfg = DIFConfig(seed=0, train_precision="bf16", **dict(SMALL, epochs=40))
+    state = train_fingerprint(res, lab, cfg)
+    assert state.fingerprint.dtype == torch.float32
+    assert state.loss == train_fingerprint(res, lab, cfg).loss
+    assert state.loss != train_fingerprint(res, lab, DIFConfig(seed=0, **dict(SMALL, epochs=40))).loss
+    mu_r, mu_f = centres(state.train_real, state.train_fake)
+    assert (nearest_centre(pearson(state.fingerprint, res).numpy(), mu_r, mu_f) == lab.numpy()).mean() == 1.0

@@ -119,7 +119,7 @@ class DIFMethod(Method):
         per_image = ts.per_image  # tiles: an epoch counts images, not tiles
         state = train_fingerprint(cache.residuals, cache.labels, cfg, device=device, on_epoch_end=on_epoch_end,
                                   progress=progress, steps_per_epoch=epoch_steps(len(cache.labels), per_image,
-                                                                                 cfg.batch_size))
+                                                                                 cfg.batch_size), clean=ts.clean)
         t_train = time.perf_counter() - t1
         self.calibration = calibrate(state, cfg, cache.residuals, cache.labels, ts.groups, device=device,
                                      progress=progress, clean=ts.clean, per_image=per_image)
