@@ -163,7 +163,7 @@ class DIFConfig:
                              ("--augment-kinds",), metavar="KINDS")
     clean_first: float = opt(0.0, "fraction of the epochs trained on the clean images alone before the perturbed "
                                   "copies of --augment join (a fine generator trace that the copies blur or move is "
-                                  "found first; on the demo sets it bought clean accuracy for JPEG robustness: "
+                                  "found first; measured on the demo sets, where it did not hold on held-out seeds: "
                                   "docs/robustness.md); 0 = copies from the first epoch",
                              ("--clean-first",), 0, 1, metavar="F")
     train_precision: str = opt("fp32", "arithmetic of the U-Net's training steps: fp32, or bf16 (autocast: about 1.8x "

@@ -371,8 +371,11 @@ class _Stack:
     copy, only if more come than announced)."""
 
     def __init__(self, first: torch.Tensor, capacity: int) -> None:
-        self.data = torch.empty((max(capacity, len(first)), *first.shape[1:]), dtype=first.dtype)
-        self.data[:len(first)] = first
+        if capacity <= len(first):  # nothing to add (no copies): no copy either
+            self.data = first
+        else:
+            self.data = torch.empty((capacity, *first.shape[1:]), dtype=first.dtype)
+            self.data[:len(first)] = first
         self.n = len(first)
 
     def add(self, rows: torch.Tensor) -> None:

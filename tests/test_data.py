@@ -120,3 +120,19 @@ def test_centre_crop_lands_on_the_authors_grid():
     for H, W in [(583, 600), (257, 259), (256, 256), (300, 511), (341, 358)]:
         x = torch.arange(H * W).reshape(1, H, W)
         assert torch.equal(center_crop(x, (256, 256)), torchvision_center_crop(x, [256, 256])), (H, W)
+
+
+def test_the_residual_stack_fills_in_place_and_grows_only_when_it_must():
+    """training_residuals' preallocated tensor: rows land in order, fewer than announced give a
+    view of the filled part, more than announced still all arrive, and no copies means no copy."""
+    import torch
+
+    from dif.data import _Stack
+
+    a, b, c = (torch.full((n, 1, 2, 2), float(v)) for n, v in ((2, 1), (2, 2), (3, 3)))
+    st = _Stack(a, 6)
+    st.add(b)
+    assert st.tensor().shape[0] == 4 and st.tensor()[:, 0, 0, 0].tolist() == [1, 1, 2, 2]
+    st.add(c)  # 7 rows where 6 were announced
+    assert st.tensor()[:, 0, 0, 0].tolist() == [1, 1, 2, 2, 3, 3, 3]
+    assert _Stack(a, 2).tensor().data_ptr() == a.data_ptr()
