@@ -42,7 +42,7 @@ def main(argv=None) -> int:
     from dif.detect import Detector
     from dif.errors import DIFError
     from dif.extractors import build_extractor
-    from dif.fingerprint import pearson, train_fingerprint
+    from dif.fingerprint import mean_difference, pearson, train_fingerprint
     from dif.sampling import stratified_folds
 
     p = Parser(description=__doc__.split("\n")[0])
@@ -107,8 +107,7 @@ def main(argv=None) -> int:
                     scores[f"dif@{e}"][held_ids] = v
                 clean_tr = tr[np.isin(tr.numpy(), first)]
                 for name, idx in (("meandiff", clean_tr), ("meandiff-aug", tr)):
-                    r, y = res[idx], lab[idx]
-                    f = r[y == 1].mean(0, keepdim=True) - r[y == 0].mean(0, keepdim=True)
+                    f = mean_difference(res[idx], lab[idx])
                     scores[name][held_ids] = pearson(f.double(), res[te].double()).numpy()
             aucs = {n: round(float(roc_auc_score(id_labels, v)), 4) for n, v in scores.items()}
             row["candidates"][ext.spec] = {"auc": aucs, "residual_seconds": round(t_res, 1),

@@ -43,7 +43,7 @@ def main(argv=None) -> int:
     from dif.data import compute_residuals, find_labelled
     from dif.errors import DIFError
     from dif.extractors import build_extractor
-    from dif.fingerprint import pearson
+    from dif.fingerprint import mean_difference, pearson
 
     p = Parser(description=__doc__.split("\n")[0])
     p.add_argument("data", nargs="+", type=Path, help="folders with train/ and test/")
@@ -73,7 +73,7 @@ def main(argv=None) -> int:
                 raise DIFError(f"{d}: every class of train/ and test/ needs at least one usable image "
                                f"(at least {args.crop} px)")
             real, fake = tr.residuals[y == 0], tr.residuals[y == 1]
-            fp = fake.mean(0, keepdim=True) - real.mean(0, keepdim=True)
+            fp = mean_difference(tr.residuals, tr.labels)
             corr = pearson(fp, te.residuals).numpy().astype(np.float64)
             auc = float(roc_auc_score(yt, corr))  # fakes correlate positively by construction: not re-oriented
             row = {"data": str(d), "extractor": ext.spec, "train": [int((y == 0).sum()), int((y == 1).sum())],

@@ -138,12 +138,12 @@ def calibrate(state, cfg: DIFConfig, residuals: torch.Tensor, labels: torch.Tens
     residual, perturbed copies included, so that the threshold has seen recompressed images."""
     y = labels.numpy()
     g = np.arange(len(y)) if groups is None else np.asarray(groups)
-    clean_mask = None if clean is None else np.asarray(clean, dtype=bool)
-    if clean is None:
-        _, first = np.unique(g, return_index=True)
-        clean = torch.from_numpy(np.sort(first))
+    if clean is None:  # the first residual of each group is its un-perturbed image
+        clean_mask = np.zeros(len(y), dtype=bool)
+        clean_mask[np.unique(g, return_index=True)[1]] = True
     else:
-        clean = torch.from_numpy(np.flatnonzero(clean))
+        clean_mask = np.asarray(clean, dtype=bool)
+    clean = torch.from_numpy(np.flatnonzero(clean_mask))
     det = Detector.from_state(state, cfg.centre_steps)
     cal: dict = {"paper": {"corr": list(centres(state.train_real, state.train_fake, cfg.centre_steps))},
                  "train": in_sample_centres(det, residuals[clean], y[clean.numpy()], cfg.max_shift),

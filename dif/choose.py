@@ -113,11 +113,46 @@ def choose_extractor(paths: Sequence[Path], labels: Sequence[int], cfg: DIFConfi
     report: dict = {"candidates": [], "folds": folds, "fold_epochs": fold_epochs, "tie": TIE,
                     "criterion": "out-of-fold ROC AUC (corr)"}
     kept: dict[str, TrainingSet] = {}
-    with _Spill() as spill:
-        chosen = _score_candidates(paths, labels, cfg, device, candidates, folds, fold_epochs, progress, report, kept,
-                                   spill)
-        if isinstance(chosen, tuple):  # decided before any scoring (an empty class, too few images)
-            return chosen
+    with _Spill() as spill:  # early returns leave through it too: its folder is removed either way
+        for spec in candidates:
+            for name, other in kept.items():  # one cache in memory while this candidate's is computed
+                spill.park(name, other)
+            t0 = time.perf_counter()
+            ext = build_extractor(spec, device)
+            ts = config_residuals(paths, labels, ext, cfg, device, progress)
+            y = ts.cache.labels.numpy()[np.unique(ts.groups, return_index=True)[1]]
+            fewest = min((y == 0).sum(), (y == 1).sum())
+            if fewest == 0:
+                return ext.spec, ts, report  # an empty class: the caller's error says which
+            if fewest < folds:
+                fallback = build_extractor(DEFAULT_EXTRACTOR, device)
+                report.update(chosen=fallback.spec, candidates=[],
+                              fallback=f"fewer than {folds} usable images in a class: nothing to score out of fold, "
+                                       f"kept {fallback.spec}")
+                log.warning("--denoiser auto: %s", report["fallback"])
+                if fallback.spec == ext.spec:
+                    return fallback.spec, ts, report
+                return fallback.spec, config_residuals(paths, labels, fallback, cfg, device, progress), report
+            auc = out_of_fold_auc(ts, replace(cfg, extractor=ext.spec, epochs=fold_epochs), folds, device, progress)
+            report["candidates"].append({"extractor": ext.spec, "auc": round(auc, 4),
+                                         "seconds": round(time.perf_counter() - t0, 1)})
+            kept[ext.spec] = ts
+            log.info("--denoiser auto: %s out-of-fold AUC %.4f", ext.spec, auc)
+            leader = _leader(report["candidates"])
+            rest = list(candidates)[list(candidates).index(spec) + 1:]
+            if rest and leader["auc"] >= 1.0 - TIE:  # no later (dearer) candidate can beat it by more than TIE
+                report["skipped"] = rest
+                report["skipped_because"] = f"{leader['extractor']} scored {leader['auc']:.4f} >= 1 - tie: no later " \
+                                            f"candidate can win"
+                log.info("--denoiser auto: %s", report["skipped_because"])
+                break
+            best = max(c["auc"] for c in report["candidates"])
+            for c in report["candidates"]:  # out of the tie band now, out for good (the best only grows)
+                if c["auc"] < best - TIE:
+                    kept.pop(c["extractor"], None)
+                    spill.drop(c["extractor"])
+        chosen = _leader(report["candidates"])["extractor"]
+        report["chosen"] = chosen
         spill.restore(chosen, kept[chosen])
     return chosen, kept[chosen], report
 
@@ -164,52 +199,6 @@ class _Spill:
         path = self.files.pop(spec, None)
         if path is not None:
             path.unlink()
-
-
-def _score_candidates(paths, labels, cfg: DIFConfig, device, candidates: Sequence[str], folds: int, fold_epochs: int,
-                      progress: bool, report: dict, kept: dict, spill: _Spill):
-    """``choose_extractor``'s loop: the chosen spec, or a finished (spec, residuals, report) when
-    nothing can be scored."""
-    for spec in candidates:
-        for name, other in kept.items():  # one cache in memory while this candidate's is computed
-            spill.park(name, other)
-        t0 = time.perf_counter()
-        ext = build_extractor(spec, device)
-        ts = config_residuals(paths, labels, ext, cfg, device, progress)
-        y = ts.cache.labels.numpy()[np.unique(ts.groups, return_index=True)[1]]
-        fewest = min((y == 0).sum(), (y == 1).sum())
-        if fewest == 0:
-            return ext.spec, ts, report  # an empty class: the caller's error says which
-        if fewest < folds:
-            fallback = build_extractor(DEFAULT_EXTRACTOR, device)
-            report.update(chosen=fallback.spec, candidates=[],
-                          fallback=f"fewer than {folds} usable images in a class: nothing to score out of fold, "
-                                   f"kept {fallback.spec}")
-            log.warning("--denoiser auto: %s", report["fallback"])
-            if fallback.spec == ext.spec:
-                return fallback.spec, ts, report
-            return fallback.spec, config_residuals(paths, labels, fallback, cfg, device, progress), report
-        auc = out_of_fold_auc(ts, replace(cfg, extractor=ext.spec, epochs=fold_epochs), folds, device, progress)
-        report["candidates"].append({"extractor": ext.spec, "auc": round(auc, 4),
-                                     "seconds": round(time.perf_counter() - t0, 1)})
-        kept[ext.spec] = ts
-        log.info("--denoiser auto: %s out-of-fold AUC %.4f", ext.spec, auc)
-        leader = _leader(report["candidates"])
-        rest = list(candidates)[list(candidates).index(spec) + 1:]
-        if rest and leader["auc"] >= 1.0 - TIE:  # no later (dearer) candidate can beat it by more than TIE
-            report["skipped"] = rest
-            report["skipped_because"] = f"{leader['extractor']} scored {leader['auc']:.4f} >= 1 - tie: no later " \
-                                        f"candidate can win"
-            log.info("--denoiser auto: %s", report["skipped_because"])
-            break
-        best = max(c["auc"] for c in report["candidates"])
-        for c in report["candidates"]:  # out of the tie band now, out for good (the best only grows)
-            if c["auc"] < best - TIE:
-                kept.pop(c["extractor"], None)
-                spill.drop(c["extractor"])
-    chosen = _leader(report["candidates"])["extractor"]
-    report["chosen"] = chosen
-    return chosen
 
 
 def _leader(scored: list[dict]) -> dict:

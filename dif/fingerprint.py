@@ -38,6 +38,12 @@ def pearson(fingerprint: torch.Tensor, residuals: torch.Tensor, eps: float = 1e-
     return (num / (den + eps)).squeeze(1)
 
 
+def mean_difference(residuals: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """The fingerprint with no training: mean fake residual minus mean real residual (1 x C x H x W),
+    the yardstick of how far a fixed additive pattern separates the classes."""
+    return residuals[labels == 1].mean(0, keepdim=True) - residuals[labels == 0].mean(0, keepdim=True)
+
+
 def contrastive_loss(corr: torch.Tensor, labels: torch.Tensor, margin: float = 0.01) -> torch.Tensor:
     """The paper's pairwise loss. The batch is split in halves and element i of the first half
     is paired with element i of the second. Pairs of different classes are pushed at least
