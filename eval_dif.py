@@ -252,8 +252,8 @@ def _main(args, world, device, store) -> int:
         for cond, m in results.items():
             print(f"{cond:<13}{_fmt(m['accuracy']):>7}{_fmt(m['real_accuracy']):>7}{_fmt(m['fake_accuracy']):>7}"
                   f"{_fmt(m['ap']):>7}{_fmt(m['auc']):>7}")
-        if len(perturbations) == 1:  # a single perturbation: the same keys as a clean run
-            payload = dict(results[perturbations[0]], perturbation=perturbations[0], **meta)
+        if len(perturbations) == 1:  # a single perturbation: the same keys as a clean run, and every condition
+            payload = dict(results[perturbations[0]], perturbation=perturbations[0], perturbations=results, **meta)
         else:
             payload = dict(meta, perturbations=results)
         header = ["perturbation"] + METRIC_KEYS

@@ -26,11 +26,14 @@ def parse_args(argv: Sequence[str] | None = None):
     p.add_argument("check_dir", help="output folder for checkpoints and figures (created)")
     add_config_arguments(p, DIFConfig)
     add_common_arguments(p, denoiser="residual extractor: dncnn (the shipped weights), dncnn:PATH, wavelet[:SIGMA], "
-                                     "wavelet-dwt[:SIGMA], highpass[:SIGMA], authors:CHK[:MEAN.npy], or auto[:K[:E]] (each of "
+                                     "wavelet-dwt[:SIGMA], highpass[:SIGMA], authors:CHK[:MEAN.npy], auto[:K[:E]] (each of "
                                      "highpass, wavelet-dwt, wavelet, dncnn scored out of fold on the training images "
                                      "in K folds, default 2, by fold fingerprints of E epochs, default 10, 0 = "
-                                     "--epochs; about one fixed extractor's training in all; the best AUC "
-                                     "is kept, ties to the cheaper), or ensemble[:A,B,...] "
+                                     "--epochs; about 1.5x one fixed extractor's training in all; the best AUC "
+                                     "is kept, ties to the cheaper), auto:meandiff (the same candidates scored with no "
+                                     "training, by the leave-one-image-out AUC of the mean fake minus mean real "
+                                     "residual, ties to the larger separation: about 1.1x, but it chose worse on "
+                                     "held-out images, docs/dif.md), or ensemble[:A,B,...] "
                                      "(a fingerprint per extractor, default highpass,wavelet-dwt,wavelet,dncnn, "
                                      "scores averaged on a common scale) "
                                      f"(default: {TRAINING_DEFAULT})")

@@ -41,8 +41,7 @@ def run(cmd: list[str]) -> tuple[str, float]:
 
 def conditions(metrics: Path, perturbed: bool) -> dict:
     """{condition: {accuracy, auc}} as eval_dif.py wrote them: its --csv holds one row per condition
-    with --perturb (its --json would drop the clean row when only one perturbation is named), its
-    --json the clean metrics without."""
+    with --perturb, its --json the clean metrics without."""
     import csv
 
     if not perturbed:

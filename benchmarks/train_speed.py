@@ -5,8 +5,8 @@ Workload (the issue's): 20 images (10 real + 10 fake, CNNDetection CRN 356x356 f
 ../shared/data, or synthetic), crop 256, batch 64, the paper's U-Net, 100 epochs, with the
 default augmentation (2 perturbed copies per image; --augment 0 for the paper's recipe).
 Also times what the authors' loop pays per epoch by re-running a DnCNN-17 on every batch.
-``--denoiser auto[:K]`` (train_dif.py's default) times the whole fit instead: the out-of-fold
-choice among the candidates, then the chosen extractor's fingerprint.
+``--denoiser auto[:K[:E]]`` (train_dif.py's default) or ``auto:meandiff`` times the whole fit
+instead: the choice among the candidates, then the chosen extractor's fingerprint.
 
     python benchmarks/train_speed.py [--epochs 100] [--images 10] [--denoiser auto]
 """
@@ -31,6 +31,9 @@ def main(argv=None) -> int:
     p.add_argument("--augment", type=int_in(0, 100), default=None, help="perturbed copies per image (default: the config's)")
     p.add_argument("--train-precision", choices=("fp32", "bf16"), default="fp32",
                    help="our U-Net's arithmetic (the authors' loop is always estimated with an fp32 U-Net)")
+    p.add_argument("--residual-precision", choices=("fp32", "folded"), default="folded",
+                   help="our training residuals' DnCNN (train_dif.py's default: folded; the authors' loop is always "
+                        "estimated with the unfolded fp32 DnCNN)")
     args = p.parse_args(argv)
     from dif.config import DIFConfig
 
@@ -50,8 +53,9 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         ds = find_labelled(workload_dir(Path(tmp), args.images))
         crop = (args.crop, args.crop)
-        ext = build_extractor(args.denoiser)
-        cfg = DIFConfig(epochs=args.epochs, crop=args.crop, train_precision=args.train_precision)
+        cfg = DIFConfig(epochs=args.epochs, crop=args.crop, train_precision=args.train_precision,
+                        residual_precision=args.residual_precision)
+        ext = build_extractor(args.denoiser, precision=cfg.residual_precision)
         if args.augment is not None:
             cfg.augment = args.augment
         t0 = time.perf_counter()
@@ -77,7 +81,7 @@ def main(argv=None) -> int:
     res = {
         "images": len(ds.paths), "residuals": len(cache), "augment": cfg.augment, "crop": args.crop, "epochs": args.epochs, "steps": len(state.loss),
         "threads": torch.get_num_threads(), "extractor": ext.spec, "train_precision": args.train_precision,
-        "residuals_s": round(t_res, 2), "train_s": round(t_train, 2),
+        "residual_precision": args.residual_precision, "residuals_s": round(t_res, 2), "train_s": round(t_train, 2),
         "s_per_epoch": round(t_train / args.epochs, 3), "total_s": round(t_res + t_train, 2),
         "dncnn17_pass_s": round(t_dncnn, 2),
         "fp32_s_per_epoch": round(t_epoch_fp32, 3),
@@ -96,7 +100,7 @@ def time_auto(args) -> int:
     from dif.methods.dif import DIFMethod
 
     cfg = DIFConfig(epochs=args.epochs, crop=args.crop, extractor=args.denoiser, checkpoint_every=args.epochs,
-                    train_precision=args.train_precision)
+                    train_precision=args.train_precision, residual_precision=args.residual_precision)
     if args.augment is not None:
         cfg.augment = args.augment
     with tempfile.TemporaryDirectory() as tmp:
@@ -107,7 +111,7 @@ def time_auto(args) -> int:
     choice = report["extractor_choice"]
     res = {"images": len(ds.paths), "augment": cfg.augment, "crop": args.crop, "epochs": args.epochs,
            "threads": torch.get_num_threads(), "extractor": args.denoiser, "train_precision": args.train_precision,
-           "chosen": choice["chosen"],
+           "residual_precision": args.residual_precision, "chosen": choice["chosen"],
            "candidates": choice["candidates"], "choice_and_residuals_s": round(report["residual_seconds"], 2),
            "final_train_s": round(report["train_seconds"], 2), "total_s": round(total, 2)}
     print(json.dumps(res, indent=2))

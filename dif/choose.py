@@ -2,21 +2,22 @@
 
 No extractor wins everywhere: the DnCNN was chosen on JPEG-heavy data and is the weakest on a
 lossless generator, where a plain wavelet residual is the best. ``auto`` lets the training images
-decide: for each candidate the residuals are computed once (cached), fold fingerprints are trained
-on all but one fold and score the held-out fold, and the candidate with the best out-of-fold ROC
-AUC is kept; AUCs within ``TIE`` of the best count as ties, won by the cheaper extractor. Cost:
-candidates x folds x the fingerprint's training, plus one residual pass per candidate; the candidates
-left are not scored once the leader is within ``TIE`` of AUC 1 (none of them could win), a
-candidate's cached residuals are dropped as soon as it falls out of the tie band, and those still in
-it wait on disk while the next candidate's are computed (one cache in memory at a time).
+decide: for each candidate the residuals are computed once (cached) and scored by a criterion that
+never sees an image's own residuals; the best AUC wins, AUCs within ``TIE`` of it count as ties.
 
-``auto`` is ``train_dif.py``'s default: measured on two data sets under two recipes (docs/dif.md) it
-was never more than 0.01 AUC below the best former default (``dncnn``) and up to 0.16 above it.
-Its own fold count (``auto:K``, default 2, the setting those measurements used) is separate from
-``--folds``, which sizes ``--calibrate cv``. ``auto:K:E`` trains the fold fingerprints for E epochs
-(default 10, at most ``--epochs``; 0: the fingerprint's own ``--epochs``, what ``auto`` did before):
-10-epoch folds cost about what one fixed DnCNN training costs (0.9-1.5x, against 1.3-4.7x), and on
-six sets they chose as well or better (docs/dif.md, "The cost of auto").
+- ``auto`` (= ``auto:2:10``, the default): fold fingerprints trained for E epochs (``auto:K:E``,
+  default 10; 0: ``--epochs``) on all but one of K folds (default 2, separate from ``--folds``)
+  score the held-out fold; ties go to the cheaper candidate, and the dearer candidates are not
+  scored once the leader is within ``TIE`` of AUC 1. Cost: about 1.5x one fixed training (the 80
+  fold epochs and three more residual passes).
+- ``auto:meandiff``: no training at all. Each image is correlated with the mean fake minus mean
+  real residual of all *other* images (``meandiff_loo``); ties go to the larger separation of the
+  two classes' scores. Cost: one residual pass per candidate, 1.14x one fixed DnCNN training; on
+  held-out images it chose worse than the default (lower AUC on CNNDetection and the demo sets).
+
+Measured on held-out images in docs/dif.md ("A criterion with no training"). Either way a
+candidate's cached residuals are dropped as soon as it falls out of the tie band, and those still
+in it wait on disk while the next candidate's are computed (one cache in memory at a time).
 """
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ import logging
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import NamedTuple, Optional, Sequence
 
 import numpy as np
 import torch
@@ -39,24 +40,37 @@ CANDIDATES = ("highpass", "wavelet-dwt", "wavelet", "dncnn")  # cheapest first
 TIE = 0.005
 AUTO_FOLDS = 2
 AUTO_FOLD_EPOCHS = 10  # the fold trainings' epochs (0 = --epochs): about one fixed training's cost, docs/dif.md
+AUTO_CRITERION = "folds"  # bare ``auto``; "meandiff" costs 1.14x a fixed training, not 1.55x, but chose worse (docs/dif.md)
 TRAINING_DEFAULT = "auto"  # train_dif.py's --denoiser default; DEFAULT_EXTRACTOR stays the fixed fallback
 
 
-def parse_auto(spec: Optional[str]) -> Optional[tuple[int, int]]:
-    """(K folds, E fold epochs) of an ``auto[:K[:E]]`` spec (K >= 2, default ``AUTO_FOLDS``; E >= 0,
-    default ``AUTO_FOLD_EPOCHS``; 0 = the fingerprint's own ``--epochs``); None for any other spec."""
+class AutoSpec(NamedTuple):
+    """What an ``auto`` spec asks for: the criterion, and for ``folds`` its fold count and epochs."""
+
+    folds: int
+    fold_epochs: int
+    criterion: str = "folds"  # "folds": trained fold fingerprints; "meandiff": no training
+
+
+def parse_auto(spec: Optional[str]) -> Optional[AutoSpec]:
+    """The ``AutoSpec`` of ``auto`` (``AUTO_CRITERION``), ``auto:K[:E]`` (trained folds: K >= 2,
+    default ``AUTO_FOLDS``; E >= 0 fold epochs, default ``AUTO_FOLD_EPOCHS``; 0 = the fingerprint's
+    own ``--epochs``) or ``auto:meandiff`` (leave one image out, no training); None for any other
+    spec."""
     head, _, rest = (spec or "").strip().partition(":")
     if head.lower() != "auto":
         return None
+    if rest.lower() == "meandiff" or (not rest and AUTO_CRITERION == "meandiff"):
+        return AutoSpec(AUTO_FOLDS, 0, "meandiff")
     parts = rest.split(":") if rest else []
     if len(parts) > 2:
-        raise DIFError(f"--denoiser {spec}: use auto, auto:K or auto:K:E")
+        raise DIFError(f"--denoiser {spec}: use auto, auto:K, auto:K:E or auto:meandiff")
     try:
         k = int(parts[0]) if parts else AUTO_FOLDS
     except ValueError:
         k = 0
     if not 2 <= k <= 100:
-        raise DIFError(f"--denoiser {spec}: auto:K takes a fold count K from 2 to 100")
+        raise DIFError(f"--denoiser {spec}: auto:K takes a fold count K from 2 to 100 (or use auto:meandiff)")
     try:
         e = int(parts[1]) if len(parts) > 1 else AUTO_FOLD_EPOCHS
     except ValueError:
@@ -64,7 +78,7 @@ def parse_auto(spec: Optional[str]) -> Optional[tuple[int, int]]:
     if not 0 <= e <= 100_000:
         raise DIFError(f"--denoiser {spec}: auto:K:E takes the fold trainings' epochs E from 0 (the fingerprint's "
                        f"own --epochs) to 100000")
-    return k, e
+    return AutoSpec(k, e)
 
 
 def config_residuals(paths: Sequence[Path], labels: Sequence[int], extractor: torch.nn.Module, cfg: DIFConfig,
@@ -91,6 +105,44 @@ def out_of_fold_auc(ts: TrainingSet, cfg: DIFConfig, folds: int, device, progres
     return float(roc_auc_score(y, s))
 
 
+def meandiff_loo(ts: TrainingSet) -> tuple[float, float]:
+    """(ROC AUC, separation) of leave-one-image-out mean-difference scores: each image's residuals
+    (its copies and tiles too) are correlated with the mean fake residual minus the mean real
+    residual of every *other* image's residuals, and averaged. No training: this asks whether a
+    fixed additive pattern, which is what a DIF fingerprint is, separates the classes with this
+    extractor, and whether it survives the copies. The separation (difference of the classes' mean
+    scores over their pooled standard deviation) does not saturate where the AUC reaches 1, so it
+    breaks ties."""
+    from sklearn.metrics import roc_auc_score
+
+    from .fingerprint import pearson
+
+    res, lab = ts.cache.residuals, ts.cache.labels
+    ids, inv = np.unique(ts.groups, return_inverse=True)
+    inv_t = torch.from_numpy(inv)
+    sums = {c: torch.zeros(res.shape[1:], dtype=torch.float64) for c in (0, 1)}
+    for i in range(0, len(res), 256):  # in blocks: a class's residuals are never copied whole
+        for c in (0, 1):
+            sums[c] += res[i:i + 256][lab[i:i + 256] == c].sum(0, dtype=torch.float64)
+    counts = {c: int((lab == c).sum()) for c in (0, 1)}
+    y = np.zeros(len(ids), dtype=np.int64)
+    s = np.zeros(len(ids))
+    for g in range(len(ids)):
+        mine = torch.nonzero(inv_t == g).squeeze(1)
+        c = int(lab[mine[0]])
+        y[g] = c
+        own = res[mine].sum(0, dtype=torch.float64)
+        rest = {k: (sums[k] - own, counts[k] - len(mine)) if k == c else (sums[k], counts[k]) for k in (0, 1)}
+        if rest[c][1] == 0:  # the class's only image: nothing left to learn the pattern from
+            return 0.5, 0.0
+        f = rest[1][0] / rest[1][1] - rest[0][0] / rest[0][1]
+        s[g] = float(pearson(f, res[mine].double()).mean())
+    auc = float(roc_auc_score(y, s))
+    a, b = s[y == 1], s[y == 0]
+    pooled = np.sqrt((a.var() + b.var()) / 2) + 1e-12
+    return auc, float((a.mean() - b.mean()) / pooled)
+
+
 def per_image_scores(scores: np.ndarray, labels: np.ndarray, groups: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(labels, scores) per image: the mean score of each image's residuals (its tiles)."""
     ids, inv = np.unique(groups, return_inverse=True)
@@ -102,30 +154,39 @@ def per_image_scores(scores: np.ndarray, labels: np.ndarray, groups: np.ndarray)
 
 def choose_extractor(paths: Sequence[Path], labels: Sequence[int], cfg: DIFConfig, device: torch.device,
                      candidates: Sequence[str] = CANDIDATES, folds: Optional[int] = None,
-                     progress: bool = False, fold_epochs: Optional[int] = None) -> tuple[str, TrainingSet, dict]:
+                     progress: bool = False, fold_epochs: Optional[int] = None,
+                     criterion: str = "folds") -> tuple[str, TrainingSet, dict]:
     """(the chosen extractor's spec, its cached training residuals, a report of every candidate).
-    With fewer than ``folds`` usable images in a class nothing can be scored out of fold: the fixed
-    default extractor is kept and the report says why (``fallback``). The fold fingerprints train
-    for ``fold_epochs`` (default ``AUTO_FOLD_EPOCHS``; 0 or more than ``cfg.epochs``: ``cfg.epochs``)."""
-    folds = folds or AUTO_FOLDS
+    ``criterion`` ``folds``: the out-of-fold AUC of fold fingerprints trained for ``fold_epochs``
+    (default ``AUTO_FOLD_EPOCHS``; 0 or more than ``cfg.epochs``: ``cfg.epochs``), ties to the
+    cheaper candidate; ``meandiff``: ``meandiff_loo``'s AUC, ties to the larger separation. With
+    too few usable images in a class to score anything out of fold (``folds``, or 2 to leave one
+    out) the fixed default extractor is kept and the report says why (``fallback``)."""
+    if criterion not in ("folds", "meandiff"):
+        raise ValueError(f"unknown criterion {criterion!r}")
+    meandiff = criterion == "meandiff"
+    folds = 2 if meandiff else (folds or AUTO_FOLDS)
     fold_epochs = AUTO_FOLD_EPOCHS if fold_epochs is None else fold_epochs
     fold_epochs = cfg.epochs if fold_epochs <= 0 else min(fold_epochs, cfg.epochs)
-    report: dict = {"candidates": [], "folds": folds, "fold_epochs": fold_epochs, "tie": TIE,
-                    "criterion": "out-of-fold ROC AUC (corr)"}
+    report: dict = {"candidates": [], "tie": TIE, "criterion": criterion}
+    if meandiff:
+        report["rule"] = "leave-one-image-out AUC of the mean-difference fingerprint; ties: larger separation"
+    else:
+        report.update(folds=folds, fold_epochs=fold_epochs, rule="out-of-fold ROC AUC (corr); ties: cheaper")
     kept: dict[str, TrainingSet] = {}
     with _Spill() as spill:  # early returns leave through it too: its folder is removed either way
         for spec in candidates:
             for name, other in kept.items():  # one cache in memory while this candidate's is computed
                 spill.park(name, other)
             t0 = time.perf_counter()
-            ext = build_extractor(spec, device)
+            ext = build_extractor(spec, device, precision=cfg.residual_precision)
             ts = config_residuals(paths, labels, ext, cfg, device, progress)
             y = ts.cache.labels.numpy()[np.unique(ts.groups, return_index=True)[1]]
             fewest = min((y == 0).sum(), (y == 1).sum())
             if fewest == 0:
                 return ext.spec, ts, report  # an empty class: the caller's error says which
             if fewest < folds:
-                fallback = build_extractor(DEFAULT_EXTRACTOR, device)
+                fallback = build_extractor(DEFAULT_EXTRACTOR, device, precision=cfg.residual_precision)
                 report.update(chosen=fallback.spec, candidates=[],
                               fallback=f"fewer than {folds} usable images in a class: nothing to score out of fold, "
                                        f"kept {fallback.spec}")
@@ -133,14 +194,21 @@ def choose_extractor(paths: Sequence[Path], labels: Sequence[int], cfg: DIFConfi
                 if fallback.spec == ext.spec:
                     return fallback.spec, ts, report
                 return fallback.spec, config_residuals(paths, labels, fallback, cfg, device, progress), report
-            auc = out_of_fold_auc(ts, replace(cfg, extractor=ext.spec, epochs=fold_epochs), folds, device, progress)
-            report["candidates"].append({"extractor": ext.spec, "auc": round(auc, 4),
-                                         "seconds": round(time.perf_counter() - t0, 1)})
+            row: dict = {"extractor": ext.spec}
+            if meandiff:
+                auc, sep = meandiff_loo(ts)
+                row.update(auc=round(auc, 4), separation=round(sep, 3))
+            else:
+                auc = out_of_fold_auc(ts, replace(cfg, extractor=ext.spec, epochs=fold_epochs), folds, device,
+                                      progress)
+                row["auc"] = round(auc, 4)
+            row["seconds"] = round(time.perf_counter() - t0, 1)
+            report["candidates"].append(row)
             kept[ext.spec] = ts
-            log.info("--denoiser auto: %s out-of-fold AUC %.4f", ext.spec, auc)
+            log.info("--denoiser auto: %s %s AUC %.4f", ext.spec, criterion, auc)
             leader = _leader(report["candidates"])
             rest = list(candidates)[list(candidates).index(spec) + 1:]
-            if rest and leader["auc"] >= 1.0 - TIE:  # no later (dearer) candidate can beat it by more than TIE
+            if rest and not meandiff and leader["auc"] >= 1.0 - TIE:  # no later (dearer) candidate can beat it by more than TIE
                 report["skipped"] = rest
                 report["skipped_because"] = f"{leader['extractor']} scored {leader['auc']:.4f} >= 1 - tie: no later " \
                                             f"candidate can win"
@@ -202,7 +270,11 @@ class _Spill:
 
 
 def _leader(scored: list[dict]) -> dict:
-    """The candidate the rule picks among those scored: the cheapest within ``TIE`` of the best AUC
+    """The candidate the rule picks among those scored: of those within ``TIE`` of the best AUC, the
+    one with the largest separation where the criterion gives one (``meandiff``), else the cheapest
     (``scored`` is in order of cost)."""
     best = max(c["auc"] for c in scored)
-    return next(c for c in scored if c["auc"] >= best - TIE)
+    band = [c for c in scored if c["auc"] >= best - TIE]
+    if "separation" in band[0]:
+        return max(band, key=lambda c: c["separation"])  # the first of equals: the cheapest
+    return band[0]

@@ -282,6 +282,9 @@ def test_single_perturbation_json_has_the_clean_keys(trained, tiny_data, scripts
                                         "--quiet"]) == 0
     clean, pert = json.loads(j1.read_text()), json.loads(j2.read_text())
     assert set(clean) <= set(pert) and pert["perturbation"] == "jpeg90"
+    # the clean run's metrics are not lost: every condition under "perturbations", as with several
+    assert set(pert["perturbations"]) == {"clean", "jpeg90"}
+    assert pert["perturbations"]["clean"]["auc"] == clean["auc"] and pert["perturbations"]["jpeg90"]["auc"] == pert["auc"]
 
 
 def test_perturbation_suite_table_csv_and_plot(trained, tiny_data, scripts, tmp_path, capsys):
@@ -348,27 +351,37 @@ def test_eval_refuses_to_mix_extractors_unless_told(trained, tiny_data, scripts,
 
 
 def test_denoiser_auto_chooses_out_of_fold_and_records_it(tiny_data, tmp_path, capsys):
-    """auto, train_dif.py's default, scores every candidate out of fold (2 folds unless auto:K, not
-    --folds), keeps one, records all in config.json, and the saved fingerprint evaluates with the
-    extractor it chose; a class with fewer images than folds keeps the fixed default, with a note;
-    a bad auto:K is one line, exit 2."""
+    """auto, train_dif.py's default, trains fold fingerprints (2 folds unless auto:K, not --folds);
+    auto:meandiff scores every candidate by the leave-one-out mean difference (no training), ties to
+    the larger separation. Both record every candidate in config.json,
+    and the saved fingerprint evaluates with the extractor chosen; a class with fewer images than
+    folds keeps the fixed default, with a note; a bad auto:K is one line, exit 2."""
     import json
     import shutil
 
     import eval_dif
     import train_dif
-    from dif.choose import AUTO_FOLD_EPOCHS, AUTO_FOLDS, CANDIDATES
+    from dif.choose import AUTO_CRITERION, AUTO_FOLD_EPOCHS, AUTO_FOLDS, CANDIDATES, _leader
     from dif.cli import run_main
     from dif.extractors import DEFAULT_EXTRACTOR
 
-    assert AUTO_FOLDS == 2 and AUTO_FOLD_EPOCHS == 10
+    assert AUTO_FOLDS == 2 and AUTO_FOLD_EPOCHS == 10 and AUTO_CRITERION == "folds"
+    md = tmp_path / "md"
+    assert run_main(train_dif.main, [str(tiny_data), str(md), "--denoiser", "auto:meandiff", "--epochs", "3",
+                                     "--crop", "32", "--batch", "8", "--augment", "0", "--quiet"]) == 0
+    assert "mean-difference fingerprint" in capsys.readouterr().out
+    cfg = json.loads((md / "config.json").read_text())
+    choice = cfg["extractor_choice"]
+    assert choice["criterion"] == "meandiff" and "folds" not in choice and "skipped" not in choice
+    assert [c["extractor"].split(":")[0] for c in choice["candidates"]] == list(CANDIDATES)  # every one scored
+    assert cfg["extractor"] == choice["chosen"] == _leader(choice["candidates"])["extractor"]
     out = tmp_path / "auto"
     assert run_main(train_dif.main, [str(tiny_data), str(out), "--folds", "4", "--epochs", "3",  # no --denoiser
                                      "--crop", "32", "--batch", "8", "--augment", "0", "--quiet"]) == 0
     assert "--denoiser auto chose" in capsys.readouterr().out
     cfg = json.loads((out / "config.json").read_text())
     choice = cfg["extractor_choice"]
-    assert choice["folds"] == 2  # --folds sizes --calibrate cv only
+    assert choice["criterion"] == "folds" and choice["folds"] == 2  # --folds sizes --calibrate cv only
     assert choice["fold_epochs"] == 3  # AUTO_FOLD_EPOCHS 10, capped at the fingerprint's --epochs
     names = [c["extractor"].split(":")[0] for c in choice["candidates"]]
     skipped = choice.get("skipped", [])
@@ -399,7 +412,7 @@ def test_denoiser_auto_chooses_out_of_fold_and_records_it(tiny_data, tmp_path, c
     assert "nothing to score out of fold" in capsys.readouterr().out
     cfg = json.loads((tmp_path / "fb" / "config.json").read_text())
     assert cfg["extractor"].split(":")[0] == DEFAULT_EXTRACTOR and "fallback" in cfg["extractor_choice"]
-    for bad in ("auto:1", "auto:x", "auto:2:-1", "auto:2:x", "auto:2:3:4"):
+    for bad in ("auto:1", "auto:x", "auto:2:-1", "auto:2:x", "auto:2:3:4", "auto:meandiff:2"):
         assert run_main(train_dif.main, [str(tiny_data), str(tmp_path / "bad"), "--denoiser", bad, "--quiet"]) == 2
         assert "auto" in one_line_error(capsys)
     assert not (tmp_path / "bad").exists()

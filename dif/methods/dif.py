@@ -73,7 +73,8 @@ class DIFMethod(Method):
 
         auto_spec = parse_auto(cfg.extractor)
         auto = auto_spec is not None
-        extractor = None if auto else build_extractor(cfg.extractor or DEFAULT_EXTRACTOR, device)
+        extractor = None if auto else build_extractor(cfg.extractor or DEFAULT_EXTRACTOR, device,
+                                                        precision=cfg.residual_precision)
         if extractor is not None:
             cfg.extractor = extractor.spec
         y = np.asarray(labels)
@@ -89,9 +90,10 @@ class DIFMethod(Method):
 
             spec, ts, self.extractor_choice = choose_extractor(real + fake, [0] * len(real) + [1] * len(fake), cfg,
                                                                self.device, folds=auto_spec[0], progress=progress,
-                                                               fold_epochs=auto_spec[1])
+                                                               fold_epochs=auto_spec.fold_epochs,
+                                                               criterion=auto_spec.criterion)
             cfg.extractor = spec
-            extractor = build_extractor(spec, device)
+            extractor = build_extractor(spec, device, precision=cfg.residual_precision)
         else:
             log.debug("computing residuals of %d real + %d fake images (%s, crop %d) on %s", len(real), len(fake),
                       extractor.spec, cfg.crop, device)
@@ -130,11 +132,17 @@ class DIFMethod(Method):
             notes.append(f"--denoiser auto: {self.extractor_choice['fallback']}")
         elif self.extractor_choice:
             ch = self.extractor_choice
-            cands = ", ".join(f"{c['extractor']} {c['auc']:.3f}" for c in ch["candidates"])
-            notes.append(f"--denoiser auto chose {cfg.extractor} (out-of-fold AUC, {ch['folds']} folds of "
-                         f"{ch['fold_epochs']} epochs: {cands}; ties within {ch['tie']} go to the cheaper one"
-                         + (f"; not scored, as none could win: {', '.join(ch['skipped'])}" if ch.get("skipped") else "")
-                         + ")")
+            if ch.get("criterion") == "meandiff":
+                cands = ", ".join(f"{c['extractor']} {c['auc']:.3f} / {c['separation']:.2f}" for c in ch["candidates"])
+                notes.append(f"--denoiser auto chose {cfg.extractor} (leave-one-out AUC / separation of the "
+                             f"mean-difference fingerprint: {cands}; ties within {ch['tie']} go to the larger "
+                             f"separation)")
+            else:
+                cands = ", ".join(f"{c['extractor']} {c['auc']:.3f}" for c in ch["candidates"])
+                notes.append(f"--denoiser auto chose {cfg.extractor} (out-of-fold AUC, {ch['folds']} folds of "
+                             f"{ch['fold_epochs']} epochs: {cands}; ties within {ch['tie']} go to the cheaper one"
+                             + (f"; not scored, as none could win: {', '.join(ch['skipped'])}" if ch.get("skipped")
+                                else "") + ")")
         return {"residual_seconds": t_res, "train_seconds": t_train, "n_real": n_real, "n_fake": n_fake,
                 "skipped": len(cache.skipped), "notes": notes, "extractor_choice": self.extractor_choice}
 
