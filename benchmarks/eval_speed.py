@@ -109,6 +109,13 @@ def main(argv=None) -> int:
     return 0
 
 
+def _dncnn_net():
+    """The shipped DnCNN-17 in eval mode, or one with random weights (the same cost) when checks/ has none."""
+    from dif.extractors import SHIPPED_DNCNN, DnCNN, load_dncnn
+
+    return load_dncnn(SHIPPED_DNCNN)[0].eval() if SHIPPED_DNCNN.is_file() else DnCNN().eval()
+
+
 def int8_probe(photos: Path, crop: int, batch: int) -> dict:
     """The shipped DnCNN in int8 (eager post-training quantisation, x86 backend): forward speed
     against fp32 (folded) and the residual's relative error. The DnCNN's activations carry the
@@ -122,11 +129,11 @@ def int8_probe(photos: Path, crop: int, batch: int) -> dict:
     from torch import nn
 
     from dif.data import center_crop, list_images, load_image
-    from dif.extractors import DNCNN_PAD, SHIPPED_DNCNN, DnCNN, load_dncnn
+    from dif.extractors import DNCNN_PAD
     from dif.extractors.dncnn import fold_batchnorm
 
     warnings.filterwarnings("ignore", module="torch.ao")
-    net = load_dncnn(SHIPPED_DNCNN)[0].eval() if SHIPPED_DNCNN.is_file() else DnCNN().eval()
+    net = _dncnn_net()
     fused = fold_batchnorm(net.dncnn)
     blocks, mods = [], [copy.deepcopy(m) for m in fused]
     for m in mods:
@@ -178,12 +185,12 @@ def winograd_probe(crop: int, batch: int) -> dict:
     import torch
     from torch import nn
 
-    from dif.extractors import DNCNN_PAD, SHIPPED_DNCNN, DnCNN, load_dncnn
+    from dif.extractors import DNCNN_PAD
     from dif.extractors.dncnn import fold_batchnorm
 
     if not torch._nnpack_available():
         return {"available": False}
-    net = load_dncnn(SHIPPED_DNCNN)[0].eval() if SHIPPED_DNCNN.is_file() else DnCNN().eval()
+    net = _dncnn_net()
     folded = fold_batchnorm(net.dncnn)
     layers = [(m.weight.detach().contiguous(), m.bias.detach() if m.bias is not None else torch.zeros(m.out_channels))
               if isinstance(m, nn.Conv2d) else None for m in folded]

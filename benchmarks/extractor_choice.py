@@ -86,7 +86,6 @@ def main(argv=None) -> int:
             for k, held in enumerate(stratified_folds(labels, args.folds, args.seed)):
                 train = np.setdiff1d(np.arange(len(labels)), held)
                 scaled = {c: [] for c in conds}
-                got: dict = {}  # (fixed spec, condition): this fold's (accuracy, AUC)
                 for s in sorted(specs, key=lambda s: autos.get(s) is not None):  # the fixed ones first
                     cfg = DIFConfig(epochs=args.epochs, crop=args.crop, augment=args.augment, seed=args.seed + k,
                                     extractor=s, checkpoint_every=args.epochs).validate()
@@ -99,7 +98,7 @@ def main(argv=None) -> int:
                         chosen[s].append(pick)
                         base = next(f for f in fixed if same_extractor(f, pick))
                         for c in conds:
-                            per[(s, c)].append(got[(base, c)])
+                            per[(s, c)].append(per[(base, c)][-1])  # the fixed one's, this fold
                         continue
                     m = DIFMethod.build(cfg)
                     report = m.fit([ds.paths[i] for i in train], labels[train].tolist(), device=device)
@@ -111,7 +110,6 @@ def main(argv=None) -> int:
                                           allow_smaller=t is not None, batch_size=16, workers=0)
                         met = binary_metrics(sc.scores["m"], sc.labels, m.threshold)
                         per[(s, c)].append((met["accuracy"], met["auc"]))
-                        got[(s, c)] = (met["accuracy"], met["auc"])
                         if s in fixed:
                             scaled[c].append(DIFEnsemble.scaled(m, sc.scores["m"]))  # as --denoiser ensemble
                             scaled_labels = list(sc.labels)
