@@ -2,13 +2,14 @@
 """Quality, robustness and attribution of an artificial-fingerprint encoder/decoder pair.
 
 On held-out photos (default: seeded crops of ../shared/data/natural/live1, which the shipped pair
-never saw): bit accuracy, share of strings decoded perfectly, PSNR and SSIM of fingerprinted vs
+never saw; with --whole, every photo whole, centre-cropped and resized to the pair's resolution as
+the embed and detect commands do, which is how a user's images reach the pair): bit accuracy, share of strings decoded perfectly, PSNR and SSIM of fingerprinted vs
 clean; bit accuracy after the paper's perturbations (Gaussian noise, blur, JPEG, crop: each applied
 to the saved 8-bit fingerprinted image, then brought back to the decoder's resolution as the detect
 command does); and attribution among 1,000 random users (each image fingerprinted with its own
 user's string): fingerprinted images must go to their user, clean images to nobody.
 
-    python benchmarks/artificial_quality.py [--check checks/artificial] [--json OUT.json]
+    python benchmarks/artificial_quality.py [--check checks/artificial] [--photos DIR ...] [--whole] [--json OUT.json]
 """
 from __future__ import annotations
 
@@ -41,8 +42,12 @@ def main(argv=None) -> int:
     p.add_argument("--check", type=Path, nargs="+", default=[ROOT / "checks" / "artificial"],
                    help="folder(s) with encoder.pth, decoder.pth (several: compared in the figure)")
     p.add_argument("--figure", type=Path, default=None, help="bit accuracy under each perturbation, one line per pair")
-    p.add_argument("--photos", type=Path, default=None, help="held-out photos (default: ../shared/data/natural/live1)")
-    p.add_argument("--per-image", type=int_in(1, 1000), default=8, help="seeded crops per photo")
+    p.add_argument("--photos", type=Path, nargs="+", default=None,
+                   help="folder(s) of held-out photos (default: ../shared/data/natural/live1)")
+    p.add_argument("--whole", action="store_true",
+                   help="each photo whole, centre-cropped to its shorter side and resized to the resolution (the "
+                        "embed and detect commands' preprocessing) instead of --per-image windows at its own scale")
+    p.add_argument("--per-image", type=int_in(1, 1000), default=8, help="seeded crops per photo (without --whole)")
     p.add_argument("--users", type=int_in(1, 10**6), default=1000)
     p.add_argument("--seed", type=int_in(0, 2**31), default=0)
     p.add_argument("--json", type=Path, default=None)
@@ -54,17 +59,22 @@ def main(argv=None) -> int:
         data = shared_data()
         if data is None:
             raise DIFError("../shared/data not found (set DIF_SHARED_DATA) or give --photos")
-        photos = data / "natural" / "live1"
+        photos = [data / "natural" / "live1"]
+    for d in photos:
+        if not d.is_dir():
+            raise DIFError(f"--photos: {d} is not a folder")
+    paths = [f for d in photos for f in list_images(d)]
     results = {}
     for check in args.check:
         print(f"== {check}")
         enc = load_model(check / "encoder.pth", "encoder")
         dec = load_model(check / "decoder.pth", "decoder", enc.resolution, enc.fingerprint_length)
         res, n = enc.resolution, enc.fingerprint_length
-        x = fixed_crops(list_images(photos), res, args.per_image, args.seed + 1)
-        out = {"check": str(check), "photos": str(photos), "crops": len(x), "resolution": res, "bits": n}
+        x = whole_photos(paths, res) if args.whole else fixed_crops(paths, res, args.per_image, args.seed + 1)
+        out = {"check": str(check), "photos": [str(d) for d in photos], "whole": args.whole, "crops": len(x),
+               "resolution": res, "bits": n}
         out["clean"] = measure(enc, dec, x, seed=args.seed)
-        print(f"{len(x)} held-out crops at {res} px: bit accuracy {out['clean']['bit_accuracy']:.4f} "
+        print(f"{len(x)} held-out {'photos resized' if args.whole else 'crops'} at {res} px: bit accuracy {out['clean']['bit_accuracy']:.4f} "
               f"(perfect {out['clean']['perfect']:.1%}), PSNR {out['clean']['psnr']:.2f} dB, SSIM {out['clean']['ssim']:.4f}")
         out["capacity"] = _capacity(enc, dec, x, args.seed)
         c = out["capacity"]
@@ -111,6 +121,26 @@ def main(argv=None) -> int:
     return 0
 
 
+def whole_photos(paths, res: int):
+    """Every readable photo as the embed / detect commands see it (centre crop to the shorter side,
+    resize to ``res``); an unreadable one is skipped with a warning."""
+    import torch
+
+    from dif.artificial.train import preprocess
+    from dif.data import load_image
+    from dif.errors import DIFError, ImageReadError
+
+    out = []
+    for p in paths:
+        try:
+            out.append(preprocess(load_image(p), res))
+        except ImageReadError as exc:
+            print(f"warning: skipping {exc}", file=sys.stderr)
+    if not out:
+        raise DIFError("no readable photo in --photos")
+    return torch.stack(out)
+
+
 def _capacity(enc, dec, x, seed: int) -> dict:
     """Where the errors sit: per-bit accuracy over the held-out crops (a few bits at chance, or every
     bit a little wrong?) and the decoder features that are zero on every fingerprinted crop (dead
@@ -136,7 +166,7 @@ def _figure(results: dict, path: Path) -> None:
     from dif.plots import _plt, _save
 
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(8, 3.4))
+    fig, ax = plt.subplots(figsize=(10, 3.6))
     names = ["clean"] + PERTURBATIONS
     for check, r in results.items():
         ys = [r["clean"]["bit_accuracy"]] + [r["perturbed"][n] for n in PERTURBATIONS]
@@ -146,8 +176,10 @@ def _figure(results: dict, path: Path) -> None:
     ax.set_xticks(range(len(names)), labels=names, rotation=30, ha="right")
     ax.set_ylim(0.45, 1.01)
     ax.set_ylabel("bit accuracy")
-    ax.set_title("Artificial fingerprints under perturbations (held-out photos)", fontsize=9)
-    ax.legend(fontsize=7)
+    whole = any(r.get("whole") for r in results.values())
+    ax.set_title("Artificial fingerprints under perturbations (held-out photos%s)" % (", whole, resized" if whole else ", windows"),
+                 fontsize=9)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     _save(fig, path)
 
 

@@ -346,7 +346,7 @@ def test_shipped_pair_as_a_registered_method(shared_data, tmp_path, capsys):
         from dif.artificial.train import preprocess
         from dif.data import load_image
 
-        x = preprocess(load_image(p), 32)
+        x = preprocess(load_image(p), load_model(enc, "encoder").resolution)
         Image.fromarray((x.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)).save(data / "0_real" / f"{p.stem}.png")
     shutil.copytree(tmp_path / "emb" / "fingerprinted_images", data / "1_fake")
     assert cli("detector", "--decoder_path", dec, "--fingerprints", tmp_path / "emb" / "embedded_fingerprints.txt",
@@ -359,16 +359,49 @@ def test_shipped_pair_as_a_registered_method(shared_data, tmp_path, capsys):
     assert '"auc": 1.0' in text and '"accuracy": 1.0' in text, text[:2000]
 
 
+def test_random_scale_resizes_windows_and_leaves_default_crops_unchanged(tmp_path):
+    """--random_scale S: windows of side drawn from [r, S r], resized down to r, so a pattern's period
+    shrinks by the drawn factor (never grows); at 1 the crops are those of a config without the
+    field (the shipped pairs' random stream is kept)."""
+    from PIL import Image
+
+    from dif.artificial.train import PhotoSet
+
+    x = np.arange(256)
+    stripes = 0.5 + 0.4 * np.sin(2 * np.pi * x / 16)  # vertical stripes of period 16 px
+    img = np.repeat(np.tile(stripes, (256, 1))[..., None], 3, axis=2)
+    path = tmp_path / "stripes.png"
+    Image.fromarray((img * 255).round().astype(np.uint8)).save(path)
+    base = ArtificialConfig(image_resolution=32, random_crop=True, crops_per_epoch=60, seed=5)
+    plain = torch.stack([PhotoSet([path], base)[i] for i in range(60)])
+    same = torch.stack([PhotoSet([path], ArtificialConfig(**{**base.__dict__, "random_scale": 1.0}))[i] for i in range(60)])
+    assert torch.equal(plain, same)
+    scaled = torch.stack([PhotoSet([path], ArtificialConfig(**{**base.__dict__, "random_scale": 4.0}))[i]
+                          for i in range(60)])
+    assert scaled.min() >= 0 and scaled.max() <= 1
+
+    def peak_bin(crops):  # the dominant horizontal frequency of each crop (bins of 1/32 cycles per px)
+        rows = crops.mean((1, 2)) - crops.mean((1, 2, 3))[:, None]
+        return torch.fft.rfft(rows, dim=-1).abs()[:, 1:].argmax(-1) + 1
+
+    assert (peak_bin(plain) == 2).all()  # period 16 in a 32 px window: 2 cycles
+    got = peak_bin(scaled)
+    assert got.min() >= 2 and got.max() <= 8  # windows of 32-128 px: 2-8 cycles
+    assert (got > 2).float().mean() > 0.5 and len(set(got.tolist())) >= 4  # spread over the range
+
+
 # ----------------------------------------------------------------------------- bad input
 
 def test_bad_input_one_line_exit_2(shared_data, tmp_path, capsys):
     photos = _photos(shared_data, tmp_path, n=1)
     assert cli("train", "--data_dir", photos, "--output_dir", tmp_path / "r", "--image_resolution", "48") == 2
     assert "power of 2" in one_line_error(capsys)
-    for flag in ("--chroma", "--saturation"):  # colour augmentation without random crops: refused, not ignored
-        assert cli("train", "--data_dir", photos, "--output_dir", tmp_path / "r", flag, "1") == 2
+    for flag in ("--chroma", "--saturation", "--random_scale"):  # crop augmentation without random crops: refused
+        assert cli("train", "--data_dir", photos, "--output_dir", tmp_path / "r", flag, "2") == 2
         assert "--random_crop" in one_line_error(capsys)
     assert cli("train", "--data_dir", photos, "--output_dir", tmp_path / "r", "--random_crop", "--chroma", "11") == 2
+    one_line_error(capsys)
+    assert cli("train", "--data_dir", photos, "--output_dir", tmp_path / "r", "--random_crop", "--random_scale", "0.5") == 2
     one_line_error(capsys)
     assert not (tmp_path / "r").exists()
     save_model(tmp_path / "e.pth", FingerprintEncoder(32, 100))

@@ -450,9 +450,11 @@ def test_saves_are_byte_reproducible(tmp_path, tiny_data, scripts):
     ("demo_seeds.py", ["DATA", "--out", "r.json", "--seeds", "0,x"], "--seeds"),
     ("demo_seeds.py", ["DATA", "--out", "/sys/r.json"], "--out"),
     ("demo_seeds.py", ["DATA", "--out", "r.json", "--demo-args", "--size 17"], "dif.demo failed: --size"),
+    ("artificial_quality.py", ["--photos", "DATA/nowhere", "--whole"], "is not a folder"),
+    ("artificial_quality.py", ["--photos", "DATA", "--whole"], "no readable photo"),
 ])
 def test_benchmarks_answer_bad_input_in_one_line(tmp_path, shared_data, script, args, msg):
-    args = [str(tmp_path) if a == "DATA" else a.replace("SHARED", str(shared_data)) for a in args]
+    args = [str(tmp_path) + a[4:] if a.startswith("DATA") else a.replace("SHARED", str(shared_data)) for a in args]
     p = subprocess.run([sys.executable, str(ROOT / "benchmarks" / script), *args], capture_output=True, text=True,
                        timeout=120, cwd=tmp_path)
     assert p.returncode == 2, p.stderr

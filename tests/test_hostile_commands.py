@@ -23,7 +23,7 @@ from dif.cli import run_main
 from dif.deepfeaturex import __main__ as dfx_cli
 
 ROOT = Path(__file__).resolve().parents[1]
-PAIR = ROOT / "checks" / "artificial"  # the shipped 32 px, 100-bit pair
+PAIR = ROOT / "checks" / "artificial"  # the shipped default pair (64 px, 100 bits)
 
 
 def one_line_error(capsys) -> str:

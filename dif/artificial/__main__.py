@@ -200,6 +200,8 @@ def write_model_card(folder: Path, summary: dict) -> Path:
         + (f", {len(summary['skipped'])} unusable skipped" if summary.get("skipped") else "")
         + f"): {', '.join(summary['data_dir'])}"
         + (f"; random {cfg['image_resolution']} px crops with flips and per-channel gains"
+           + (f", windows of up to {cfg['random_scale']:g}x that side resized down to it"
+              if cfg.get("random_scale", 1) != 1 else "")
            + (f", colour scaled by up to {1 + cfg['saturation']:g}x" if cfg.get("saturation") else "")
            + (f", a colour field of amplitude up to {cfg['chroma']:g} added" if cfg.get("chroma") else "")
            + f", {cfg['crops_per_epoch']} per epoch" if cfg["random_crop"] else "; centre crop + resize"),

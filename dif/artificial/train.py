@@ -67,6 +67,10 @@ class ArtificialConfig:
                              "another crop, blurred by a random factor, along a random hue, amplitude drawn from "
                              "[0, C]); gains and --saturation give one tint per crop, which real colour photos "
                              "are not", ("--chroma",), 0, 10)
+    random_scale: float = opt(1.0, "with --random_crop: windows whose side is drawn log-uniformly from [R, S x R] "
+                                   "(capped by the photo's shorter side) and resized down to the resolution R, as "
+                                   "embed and detect resize a whole photo; 1 (the default): windows at the photo's "
+                                   "own scale only", ("--random_scale", "--random-scale"), 1, 64)
     perturb: str = opt("", "train through perturbations of the fingerprinted images, comma-separated from "
                            "noise, blur, jpeg (one drawn per batch, half of the batches clean; a kind named twice is "
                            "drawn twice as often)", ("--perturb",))
@@ -93,8 +97,8 @@ class ArtificialConfig:
         bad = [p for p in self.perturb.split(",") if p and p not in PERTURBATIONS]
         if bad:
             raise DIFError(f"--perturb: unknown perturbation(s) {', '.join(bad)} (choose from {', '.join(PERTURBATIONS)})")
-        if (self.saturation or self.chroma) and not self.random_crop:
-            raise DIFError("--saturation and --chroma act on random crops: add --random_crop")
+        if (self.saturation or self.chroma or self.random_scale != 1) and not self.random_crop:
+            raise DIFError("--saturation, --chroma and --random_scale act on random crops: add --random_crop")
         if self.use_celeba_preprocessing and self.image_resolution != 128:
             raise DIFError("--use_celeba_preprocessing needs --image_resolution 128 (their rule)")
         return self
@@ -228,7 +232,7 @@ class PhotoSet(torch.utils.data.Dataset):
             return self._image(idx).float() / 255
         # reduced to 64 bits: any --seed up to 2^32 - 1 (the value is unchanged wherever it already fit)
         g = torch.Generator().manual_seed(((self.cfg.seed * 1_000_003 + self.epoch) * 1_000_003 + idx) % 2**64)
-        crop = self._random_window(g).float() / 255
+        crop = self._random_window(g, self.cfg.random_scale).float() / 255
         if torch.rand(1, generator=g) < 0.5:
             crop = crop.flip(-1)
         gains = 0.6 + 0.4 * torch.rand(3, 1, 1, generator=g)
@@ -240,17 +244,28 @@ class PhotoSet(torch.utils.data.Dataset):
             crop = crop + self._chroma_field(g)
         return crop.clamp(0, 1)
 
-    def _random_window(self, g: torch.Generator) -> torch.Tensor:
+    def _random_window(self, g: torch.Generator, scale: float = 1.0) -> torch.Tensor:
         """A random photo's random r x r window, uint8 (the photo, then the row, then the column drawn
-        from ``g``)."""
+        from ``g``). ``scale`` > 1: the window's side is first drawn log-uniformly from [r, scale x r]
+        (capped by the photo) and the window resized down to r, antialiased like ``preprocess``, so
+        training also meets the detail density of a whole photo brought down to the resolution. The
+        side is drawn only then: runs without it keep their random stream."""
         i = int(torch.randint(len(self.paths), (1,), generator=g))
         img = self._image(i)
         h, w = img.shape[-2:]
         r = self.res
         if min(h, w) < r:  # vet() removed such images; a set used without it still names the file
             raise ImageReadError(f"{shown(self.paths[i])}: an image of {w}x{h} is smaller than --image_resolution {r}")
-        y, x = (int(torch.randint(h - r + 1, (1,), generator=g)), int(torch.randint(w - r + 1, (1,), generator=g)))
-        return img[:, y:y + r, x:x + r]
+        side = r
+        if scale > 1:
+            top = min(scale * r, min(h, w))
+            side = int(round(r * math.exp(float(torch.rand(1, generator=g)) * math.log(top / r))))
+        y, x = (int(torch.randint(h - side + 1, (1,), generator=g)), int(torch.randint(w - side + 1, (1,), generator=g)))
+        win = img[:, y:y + side, x:x + side]
+        if side != r:
+            small = F.interpolate(win[None].float(), size=(r, r), mode="bilinear", align_corners=False, antialias=True)
+            win = small[0].round().clamp(0, 255).to(torch.uint8)
+        return win
 
     def _chroma_field(self, g: torch.Generator) -> torch.Tensor:
         """3 x r x r colour with no grey component: another crop's grey, centred, blurred (down- and
