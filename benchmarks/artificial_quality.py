@@ -3,11 +3,12 @@
 
 On held-out photos (default: seeded crops of ../shared/data/natural/live1, which the shipped pair
 never saw; with --whole, every photo whole, centre-cropped and resized to the pair's resolution as
-the embed and detect commands do, which is how a user's images reach the pair): bit accuracy, share of strings decoded perfectly, PSNR and SSIM of fingerprinted vs
-clean; bit accuracy after the paper's perturbations (Gaussian noise, blur, JPEG, crop: each applied
-to the saved 8-bit fingerprinted image, then brought back to the decoder's resolution as the detect
-command does); and attribution among 1,000 random users (each image fingerprinted with its own
-user's string): fingerprinted images must go to their user, clean images to nobody.
+the embed and detect commands do, which is how a user's images reach the pair): bit accuracy,
+share of strings decoded perfectly, PSNR and SSIM of fingerprinted vs clean; bit accuracy after the
+paper's perturbations (Gaussian noise, blur, JPEG, crop: each applied to the saved 8-bit
+fingerprinted image, then brought back to the decoder's resolution as the detect command does);
+and attribution among 1,000 random users (each image fingerprinted with its own user's string):
+fingerprinted images must go to their user, clean images to nobody.
 
     python benchmarks/artificial_quality.py [--check checks/artificial] [--photos DIR ...] [--whole] [--json OUT.json]
 """
@@ -74,7 +75,8 @@ def main(argv=None) -> int:
         out = {"check": str(check), "photos": [str(d) for d in photos], "whole": args.whole, "crops": len(x),
                "resolution": res, "bits": n}
         out["clean"] = measure(enc, dec, x, seed=args.seed)
-        print(f"{len(x)} held-out {'photos resized' if args.whole else 'crops'} at {res} px: bit accuracy {out['clean']['bit_accuracy']:.4f} "
+        what = "photos resized" if args.whole else "crops"
+        print(f"{len(x)} held-out {what} at {res} px: bit accuracy {out['clean']['bit_accuracy']:.4f} "
               f"(perfect {out['clean']['perfect']:.1%}), PSNR {out['clean']['psnr']:.2f} dB, SSIM {out['clean']['ssim']:.4f}")
         out["capacity"] = _capacity(enc, dec, x, args.seed)
         c = out["capacity"]
@@ -177,7 +179,7 @@ def _figure(results: dict, path: Path) -> None:
     ax.set_ylim(0.45, 1.01)
     ax.set_ylabel("bit accuracy")
     whole = any(r.get("whole") for r in results.values())
-    ax.set_title("Artificial fingerprints under perturbations (held-out photos%s)" % (", whole, resized" if whole else ", windows"),
+    ax.set_title(f"Artificial fingerprints under perturbations (held-out photos, {'whole, resized' if whole else 'windows'})",
                  fontsize=9)
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     _save(fig, path)
