@@ -124,20 +124,16 @@ def main(argv=None) -> int:
 
 
 def whole_photos(paths, res: int):
-    """Every readable photo as the embed / detect commands see it (centre crop to the shorter side,
-    resize to ``res``); an unreadable one is skipped with a warning."""
+    """Every readable photo as the embed / detect commands see it: their own decoding and
+    preprocessing (``stream_images`` with ``Preprocess``: centre crop to the shorter side, resize to
+    ``res``); an unreadable photo is skipped with a warning."""
     import torch
 
-    from dif.artificial.train import preprocess
-    from dif.data import load_image
-    from dif.errors import DIFError, ImageReadError
+    from dif.artificial.train import Preprocess
+    from dif.data import stream_images
+    from dif.errors import DIFError
 
-    out = []
-    for p in paths:
-        try:
-            out.append(preprocess(load_image(p), res))
-        except ImageReadError as exc:
-            print(f"warning: skipping {exc}", file=sys.stderr)
+    out = [t for _, cols in stream_images(paths, [Preprocess(res)], workers=0) for t in cols[0]]
     if not out:
         raise DIFError("no readable photo in --photos")
     return torch.stack(out)

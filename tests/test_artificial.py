@@ -342,11 +342,12 @@ def test_shipped_pair_as_a_registered_method(shared_data, tmp_path, capsys):
 
     from PIL import Image
 
+    res = load_model(enc, "encoder").resolution
     for p in photos.iterdir():  # the clean images at the encoder's resolution, as PNG (same format as the fakes)
         from dif.artificial.train import preprocess
         from dif.data import load_image
 
-        x = preprocess(load_image(p), load_model(enc, "encoder").resolution)
+        x = preprocess(load_image(p), res)
         Image.fromarray((x.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)).save(data / "0_real" / f"{p.stem}.png")
     shutil.copytree(tmp_path / "emb" / "fingerprinted_images", data / "1_fake")
     assert cli("detector", "--decoder_path", dec, "--fingerprints", tmp_path / "emb" / "embedded_fingerprints.txt",

@@ -247,7 +247,7 @@ class PhotoSet(torch.utils.data.Dataset):
     def _random_window(self, g: torch.Generator, scale: float = 1.0) -> torch.Tensor:
         """A random photo's random r x r window, uint8 (the photo, then the row, then the column drawn
         from ``g``). ``scale`` > 1: the window's side is first drawn log-uniformly from [r, scale x r]
-        (capped by the photo) and the window resized down to r, antialiased like ``preprocess``, so
+        (capped by the photo) and the window resized down to r by ``preprocess``, so
         training also meets the detail density of a whole photo brought down to the resolution. The
         side is drawn only then: runs without it keep their random stream."""
         i = int(torch.randint(len(self.paths), (1,), generator=g))
@@ -262,9 +262,8 @@ class PhotoSet(torch.utils.data.Dataset):
             side = int(round(r * math.exp(float(torch.rand(1, generator=g)) * math.log(top / r))))
         y, x = (int(torch.randint(h - side + 1, (1,), generator=g)), int(torch.randint(w - side + 1, (1,), generator=g)))
         win = img[:, y:y + side, x:x + side]
-        if side != r:
-            small = F.interpolate(win[None].float(), size=(r, r), mode="bilinear", align_corners=False, antialias=True)
-            win = small[0].round().clamp(0, 255).to(torch.uint8)
+        if side != r:  # the same resize as a whole photo gets
+            win = (preprocess(win.float() / 255, r) * 255).round().to(torch.uint8)
         return win
 
     def _chroma_field(self, g: torch.Generator) -> torch.Tensor:
