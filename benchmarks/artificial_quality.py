@@ -65,6 +65,8 @@ def main(argv=None) -> int:
         if not d.is_dir():
             raise DIFError(f"--photos: {d} is not a folder")
     paths = [f for d in photos for f in list_images(d)]
+    if not paths:  # before any pair is loaded or measured
+        raise DIFError("no readable photo in --photos")
     results = {}
     for check in args.check:
         print(f"== {check}")
