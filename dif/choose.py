@@ -155,13 +155,15 @@ def per_image_scores(scores: np.ndarray, labels: np.ndarray, groups: np.ndarray)
 def choose_extractor(paths: Sequence[Path], labels: Sequence[int], cfg: DIFConfig, device: torch.device,
                      candidates: Sequence[str] = CANDIDATES, folds: Optional[int] = None,
                      progress: bool = False, fold_epochs: Optional[int] = None,
-                     criterion: str = "folds") -> tuple[str, TrainingSet, dict]:
+                     criterion: str = "folds", stop_early: bool = True) -> tuple[str, TrainingSet, dict]:
     """(the chosen extractor's spec, its cached training residuals, a report of every candidate).
     ``criterion`` ``folds``: the out-of-fold AUC of fold fingerprints trained for ``fold_epochs``
     (default ``AUTO_FOLD_EPOCHS``; 0 or more than ``cfg.epochs``: ``cfg.epochs``), ties to the
     cheaper candidate; ``meandiff``: ``meandiff_loo``'s AUC, ties to the larger separation. With
     too few usable images in a class to score anything out of fold (``folds``, or 2 to leave one
-    out) the fixed default extractor is kept and the report says why (``fallback``)."""
+    out) the fixed default extractor is kept and the report says why (``fallback``). ``stop_early``
+    False scores every candidate even once none of the dearer ones can win (the same choice; the
+    worst case's cost, for benchmarks)."""
     if criterion not in ("folds", "meandiff"):
         raise ValueError(f"unknown criterion {criterion!r}")
     meandiff = criterion == "meandiff"
@@ -210,7 +212,7 @@ def choose_extractor(paths: Sequence[Path], labels: Sequence[int], cfg: DIFConfi
             log.info("--denoiser auto: %s %s AUC %.4f", ext.spec, criterion, auc)
             leader = _leader(report["candidates"])
             rest = list(candidates)[list(candidates).index(spec) + 1:]
-            if rest and not meandiff and leader["auc"] >= 1.0 - TIE:  # no later (dearer) candidate can beat it by more than TIE
+            if stop_early and rest and not meandiff and leader["auc"] >= 1.0 - TIE:  # no later (dearer) candidate can beat it by more than TIE
                 report["skipped"] = rest
                 report["skipped_because"] = f"{leader['extractor']} scored {leader['auc']:.4f} >= 1 - tie: no later " \
                                             f"candidate can win"
