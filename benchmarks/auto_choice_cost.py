@@ -11,7 +11,12 @@ candidate its residual pass and its criterion's seconds. ``--score-all`` scores 
 extractor made the residuals: add the ``train`` seconds of any ``train_dif.py`` run on the same
 folder to compare ``auto`` with a fixed extractor at sizes where running both would take hours.
 
+``--fold-epochs 5,10`` instead scores every candidate's one set of residuals with fold
+fingerprints of each length and reports the choice ``auto``'s rule makes under each: whether a
+shorter fold training changes the choice, for the price of one residual pass per candidate.
+
     python benchmarks/auto_choice_cost.py TRAIN_DIR [--spec auto] [--score-all] [--out OUT.json]
+    python benchmarks/auto_choice_cost.py TRAIN_DIR --fold-epochs 5,10 [--out OUT.json]
 """
 from __future__ import annotations
 
@@ -32,8 +37,15 @@ def main(argv=None) -> int:
     p.add_argument("train", type=Path, help="a folder with 0_real/ and 1_fake/")
     p.add_argument("--spec", default="auto", help="an auto spec: auto, auto:K[:E] or auto:meandiff")
     p.add_argument("--score-all", action="store_true", help="score every candidate (the worst case's cost)")
+    p.add_argument("--fold-epochs", default="", help="comma-separated fold lengths E: the choice of auto:K:E under "
+                   "each, on the same residuals (K from --spec)")
     p.add_argument("--out", type=Path, default=None, help="JSON of the report")
     args = p.parse_args(argv)
+    lengths = []
+    for e in (x.strip() for x in args.fold_epochs.split(",") if x.strip()):
+        if not e.isdigit() or not 1 <= int(e) <= 100_000:
+            raise DIFError(f"--fold-epochs {args.fold_epochs}: give fold lengths from 1 to 100000, e.g. 5,10")
+        lengths.append(int(e))
     spec = parse_auto(args.spec)
     if spec is None:
         raise DIFError(f"--spec {args.spec}: give an auto spec (auto, auto:K[:E] or auto:meandiff)")
@@ -46,6 +58,10 @@ def main(argv=None) -> int:
 
     ds = find_labelled(args.train)
     cfg = DIFConfig(extractor=args.spec).validate()
+    if lengths:
+        if spec.criterion != "folds":
+            raise DIFError("--fold-epochs needs a fold spec (auto or auto:K), not auto:meandiff")
+        return compare_lengths(ds, cfg, spec.folds, lengths, args.out)
     t0 = time.perf_counter()
     chosen, ts, report = choose_extractor(ds.paths, ds.labels, cfg, torch.device("cpu"), folds=spec.folds,
                                           fold_epochs=spec.fold_epochs, criterion=spec.criterion,
@@ -59,6 +75,38 @@ def main(argv=None) -> int:
     print(text)
     if args.out:
         write_text_atomic(args.out, text + "\n")
+    return 0
+
+
+def compare_lengths(ds, cfg, folds: int, lengths: list[int], out_path) -> int:
+    """Every candidate's residuals once, its out-of-fold AUC after each fold length, and the
+    candidate ``auto``'s rule (best AUC, ties within ``TIE`` to the cheaper) picks under each."""
+    from dataclasses import replace
+
+    import torch
+
+    from dif.atomic import write_text_atomic
+    from dif.choose import CANDIDATES, _leader, config_residuals, out_of_fold_auc
+    from dif.extractors import build_extractor
+
+    device = torch.device("cpu")
+    rows: dict[int, list[dict]] = {e: [] for e in lengths}
+    t0 = time.perf_counter()
+    for name in CANDIDATES:
+        ext = build_extractor(name, device, precision=cfg.residual_precision)
+        ts = config_residuals(ds.paths, ds.labels, ext, cfg, device)
+        for e in lengths:
+            auc = out_of_fold_auc(ts, replace(cfg, extractor=ext.spec, epochs=min(e, cfg.epochs)), folds, device)
+            rows[e].append({"extractor": ext.spec, "auc": round(auc, 4)})
+        del ts
+    out = {"train": str(ds.root), "images": len(ds.paths), "folds": folds,
+           "threads": torch.get_num_threads(), "seconds": round(time.perf_counter() - t0, 1),
+           "by_fold_epochs": {str(e): {"chosen": _leader(rows[e])["extractor"], "candidates": rows[e]}
+                              for e in lengths}}
+    text = json.dumps(out, indent=1)
+    print(text)
+    if out_path:
+        write_text_atomic(out_path, text + "\n")
     return 0
 
 

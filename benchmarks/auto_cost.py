@@ -11,7 +11,8 @@ spec, ``train_dif.py``'s default fingerprint (crop 256, every tile, ``--augment 
 trained on DATA/train in a fresh process that reports its wall time and peak resident memory
 (``ru_maxrss``), and scored on DATA/test, clean and after ``--perturb`` (both classes), with its
 own centres. ``auto:2:0`` trains each fold fingerprint for the full 100 epochs (what ``auto``
-meant before); ``auto:2:10``, the default ``auto`` now, trains them for 10. Printed:
+meant before); ``auto:2:10`` trains them for 10 (the default from the first round of issue 27;
+``auto:2:5``, for 5, is the default now: docs/dif.md). Printed:
 seconds, peak MB, the choice and the held-out accuracy / AUC per spec, and each spec's time over
 the first spec's (the fixed extractor).
 """

@@ -5,11 +5,12 @@ lossless generator, where a plain wavelet residual is the best. ``auto`` lets th
 decide: for each candidate the residuals are computed once (cached) and scored by a criterion that
 never sees an image's own residuals; the best AUC wins, AUCs within ``TIE`` of it count as ties.
 
-- ``auto`` (= ``auto:2:10``, the default): fold fingerprints trained for E epochs (``auto:K:E``,
-  default 10; 0: ``--epochs``) on all but one of K folds (default 2, separate from ``--folds``)
+- ``auto`` (= ``auto:2:5``, the default): fold fingerprints trained for E epochs (``auto:K:E``,
+  default 5; 0: ``--epochs``) on all but one of K folds (default 2, separate from ``--folds``)
   score the held-out fold; ties go to the cheaper candidate, and the dearer candidates are not
-  scored once the leader is within ``TIE`` of AUC 1. Cost: about 1.5x one fixed training (the 80
-  fold epochs and three more residual passes).
+  scored once the leader is within ``TIE`` of AUC 1. Cost: about 1.35x one fixed DnCNN training
+  (the 40 fold epochs and three more residual passes); 10-epoch folds cost 1.54x and chose the
+  same on every held-out set compared (docs/dif.md, "Five-epoch folds").
 - ``auto:meandiff``: no training at all. Each image is correlated with the mean fake minus mean
   real residual of all *other* images (``meandiff_loo``); ties go to the larger separation of the
   two classes' scores. Cost: one residual pass per candidate, 1.14x one fixed DnCNN training; on
@@ -39,8 +40,8 @@ log = logging.getLogger(__name__)
 CANDIDATES = ("highpass", "wavelet-dwt", "wavelet", "dncnn")  # cheapest first
 TIE = 0.005
 AUTO_FOLDS = 2
-AUTO_FOLD_EPOCHS = 10  # the fold trainings' epochs (0 = --epochs): about one fixed training's cost, docs/dif.md
-AUTO_CRITERION = "folds"  # bare ``auto``; "meandiff" costs 1.14x a fixed training, not 1.55x, but chose worse (docs/dif.md)
+AUTO_FOLD_EPOCHS = 5  # the fold trainings' epochs (0 = --epochs): 10 chose the same at 1.54x, not 1.35x (docs/dif.md)
+AUTO_CRITERION = "folds"  # bare ``auto``; "meandiff" costs 1.14x a fixed training, not 1.35x, but chose worse (docs/dif.md)
 TRAINING_DEFAULT = "auto"  # train_dif.py's --denoiser default; DEFAULT_EXTRACTOR stays the fixed fallback
 
 

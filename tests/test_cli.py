@@ -365,7 +365,7 @@ def test_denoiser_auto_chooses_out_of_fold_and_records_it(tiny_data, tmp_path, c
     from dif.cli import run_main
     from dif.extractors import DEFAULT_EXTRACTOR
 
-    assert AUTO_FOLDS == 2 and AUTO_FOLD_EPOCHS == 10 and AUTO_CRITERION == "folds"
+    assert AUTO_FOLDS == 2 and AUTO_FOLD_EPOCHS == 5 and AUTO_CRITERION == "folds"
     md = tmp_path / "md"
     assert run_main(train_dif.main, [str(tiny_data), str(md), "--denoiser", "auto:meandiff", "--epochs", "3",
                                      "--crop", "32", "--batch", "8", "--augment", "0", "--quiet"]) == 0
@@ -382,7 +382,7 @@ def test_denoiser_auto_chooses_out_of_fold_and_records_it(tiny_data, tmp_path, c
     cfg = json.loads((out / "config.json").read_text())
     choice = cfg["extractor_choice"]
     assert choice["criterion"] == "folds" and choice["folds"] == 2  # --folds sizes --calibrate cv only
-    assert choice["fold_epochs"] == 3  # AUTO_FOLD_EPOCHS 10, capped at the fingerprint's --epochs
+    assert choice["fold_epochs"] == 3  # AUTO_FOLD_EPOCHS 5, capped at the fingerprint's --epochs
     names = [c["extractor"].split(":")[0] for c in choice["candidates"]]
     skipped = choice.get("skipped", [])
     assert names + skipped == list(CANDIDATES)  # cheapest first; the rest only when none of it could win
@@ -452,6 +452,11 @@ def test_auto_stops_when_no_candidate_can_win_and_keeps_the_tie_band(tiny_data, 
     chosen, ts, rep = choose.choose_extractor(data.paths, data.labels, cfg, "cpu", candidates=cands)
     assert chosen.startswith("highpass") and rep["skipped"] == ["highpass:2", "wavelet-dwt"]
     assert len(rep["candidates"]) == 1
+    scripted([0.999, 1.0, 0.2])  # stop_early=False (the worst case's cost): every one scored, the same rule
+    chosen, ts, rep = choose.choose_extractor(data.paths, data.labels, cfg, "cpu", candidates=cands, stop_early=False)
+    assert chosen.startswith("highpass") and not chosen.startswith("highpass:2") and "skipped" not in rep
+    assert len(rep["candidates"]) == 3 and len(made) == 3
+    assert all(0 <= c["residual_seconds"] <= c["seconds"] for c in rep["candidates"])
     scripted([0.990, 1.0, 0.2])  # 0.990 is not within the tie of 1: the second is scored, wins, and stops it
     chosen, ts, rep = choose.choose_extractor(data.paths, data.labels, cfg, "cpu", candidates=cands)
     assert chosen.startswith("highpass:2") and rep["skipped"] == ["wavelet-dwt"]

@@ -450,6 +450,11 @@ def test_saves_are_byte_reproducible(tmp_path, tiny_data, scripts):
     ("demo_seeds.py", ["DATA", "--out", "r.json", "--seeds", "0,x"], "--seeds"),
     ("demo_seeds.py", ["DATA", "--out", "/sys/r.json"], "--out"),
     ("demo_seeds.py", ["DATA", "--out", "r.json", "--demo-args", "--size 17"], "dif.demo failed: --size"),
+    ("auto_choice_cost.py", ["DATA/nowhere"], "not found"),
+    ("auto_choice_cost.py", ["DATA", "--spec", "dncnn"], "give an auto spec"),
+    ("auto_choice_cost.py", ["DATA", "--spec", "auto:1"], "auto:K"),
+    ("auto_choice_cost.py", ["DATA", "--out", "/sys/r.json"], "--out"),
+    ("auto_choice_cost.py", ["DATA", "--fold-epochs", "5,0"], "--fold-epochs"),
     ("artificial_quality.py", ["--photos", "DATA/nowhere", "--whole"], "is not a folder"),
     ("artificial_quality.py", ["--photos", "DATA", "--whole"], "no readable photo"),
 ])
