@@ -65,7 +65,7 @@ def test_leader_breaks_meandiff_ties_by_separation_and_fold_ties_by_cost():
 
 def test_parse_auto_meandiff():
     assert parse_auto("auto:meandiff") == AutoSpec(2, 0, "meandiff")
-    assert parse_auto("auto") == parse_auto("auto:2") == AutoSpec(2, 10, "folds")  # the default criterion
+    assert parse_auto("auto") == parse_auto("auto:2") == AutoSpec(2, 5, "folds")  # the default criterion
     assert parse_auto("auto:3:0") == (3, 0, "folds")
     assert parse_auto("dncnn") is None
     for bad in ("auto:meandiff:3", "auto:mean", "auto:2:meandiff"):
