@@ -38,7 +38,7 @@ def main(argv=None) -> int:
     p.add_argument("--spec", default="auto", help="an auto spec: auto, auto:K[:E] or auto:meandiff")
     p.add_argument("--score-all", action="store_true", help="score every candidate (the worst case's cost)")
     p.add_argument("--fold-epochs", default="", help="comma-separated fold lengths E: the choice of auto:K:E under "
-                   "each, on the same residuals (K from --spec)")
+                   "each, on the same residuals (K from --spec; every candidate is scored)")
     p.add_argument("--out", type=Path, default=None, help="JSON of the report")
     args = p.parse_args(argv)
     lengths = []
@@ -69,6 +69,7 @@ def main(argv=None) -> int:
     out = {"train": str(args.train), "images": len(ds.paths), "residuals": len(ts.cache), "spec": args.spec,
            "score_all": args.score_all, "threads": torch.get_num_threads(), "chosen": chosen,
            "candidates": report["candidates"], "skipped": report.get("skipped", []),
+           "fallback": report.get("fallback"),
            "seconds": round(time.perf_counter() - t0, 1),
            "max_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
     text = json.dumps(out, indent=1)
@@ -83,10 +84,12 @@ def compare_lengths(ds, cfg, folds: int, lengths: list[int], out_path) -> int:
     candidate ``auto``'s rule (best AUC, ties within ``TIE`` to the cheaper) picks under each."""
     from dataclasses import replace
 
+    import numpy as np
     import torch
 
     from dif.atomic import write_text_atomic
     from dif.choose import CANDIDATES, _leader, config_residuals, out_of_fold_auc
+    from dif.errors import DIFError
     from dif.extractors import build_extractor
 
     device = torch.device("cpu")
@@ -95,6 +98,9 @@ def compare_lengths(ds, cfg, folds: int, lengths: list[int], out_path) -> int:
     for name in CANDIDATES:
         ext = build_extractor(name, device, precision=cfg.residual_precision)
         ts = config_residuals(ds.paths, ds.labels, ext, cfg, device)
+        y = ts.cache.labels.numpy()[np.unique(ts.groups, return_index=True)[1]]
+        if min((y == 0).sum(), (y == 1).sum()) < folds:
+            raise DIFError(f"{ds.root}: fewer than {folds} usable images in a class, nothing to score out of fold")
         for e in lengths:
             auc = out_of_fold_auc(ts, replace(cfg, extractor=ext.spec, epochs=min(e, cfg.epochs)), folds, device)
             rows[e].append({"extractor": ext.spec, "auc": round(auc, 4)})

@@ -9,8 +9,8 @@ never sees an image's own residuals; the best AUC wins, AUCs within ``TIE`` of i
   default 5; 0: ``--epochs``) on all but one of K folds (default 2, separate from ``--folds``)
   score the held-out fold; ties go to the cheaper candidate, and the dearer candidates are not
   scored once the leader is within ``TIE`` of AUC 1. Cost: about 1.35x one fixed DnCNN training
-  (the 40 fold epochs and three more residual passes); 10-epoch folds cost 1.54x and chose the
-  same on every held-out set compared (docs/dif.md, "Five-epoch folds").
+  (the 40 fold epochs and three more residual passes); 10-epoch folds cost 1.54x and made the
+  same choice in 14 of 16 held-out choices, near ties the other two (docs/dif.md, "Five-epoch folds").
 - ``auto:meandiff``: no training at all. Each image is correlated with the mean fake minus mean
   real residual of all *other* images (``meandiff_loo``); ties go to the larger separation of the
   two classes' scores. Cost: one residual pass per candidate, 1.14x one fixed DnCNN training; on
