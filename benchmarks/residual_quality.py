@@ -3,6 +3,7 @@
 
     python benchmarks/residual_quality.py [--extractors dncnn,wavelet,wavelet-dwt,highpass]
         [--photos DIR] [--crop 256] [--json OUT.json]
+    python benchmarks/residual_quality.py --extractors dncnn@bf16,dncnn:STUDENT.pt --against dncnn@fp32
 
 A residual extractor should return the noise and the generator's pattern, not the photo. For the
 centre crop of each clean photo (default: LIVE1, held out from DnCNN training) this reports the
@@ -15,6 +16,11 @@ noise (29 LIVE1 photos: chroma 3.7 and luminance 2.0 grey levels, against 1.3 an
 colour training), and it detected worse with the authors' fingerprints (official_fingerprints.py).
 It uses no detection data, so it can guide a denoiser recipe without choosing it on the detection
 benchmark.
+
+``--against SPEC`` adds how far each extractor's residual is from that one's on the same crops:
+the RMS of the difference over the RMS of the reference, per photo, averaged (the error a faster
+path or a distilled network brings to the residual a fingerprint is correlated with). An entry
+``SPEC@PRECISION`` computes in ``fp32`` (the default), ``folded`` or ``bf16``.
 """
 from __future__ import annotations
 
@@ -44,6 +50,7 @@ def main(argv=None) -> int:
     p.add_argument("--photos", type=Path, default=None, help="clean photos (default: ../shared/data/natural/live1)")
     p.add_argument("--crop", type=int_in(16, 8192), default=256)
     p.add_argument("--json", type=Path, default=None)
+    p.add_argument("--against", default=None, help="a reference extractor: each residual's relative distance from its")
     args = p.parse_args(argv)
     import logging
 
@@ -60,23 +67,37 @@ def main(argv=None) -> int:
             raise DIFError("../shared/data not found (set DIF_SHARED_DATA or give --photos)")
         folder = root / "natural" / "live1"
     check_output_file(args.json, "--json")
-    extractors = [build_extractor(spec) for spec in args.extractors.split(",")]
+    def build(entry: str):
+        spec, _, precision = entry.partition("@")
+        return entry, build_extractor(spec, precision=precision or "fp32")
+
+    extractors = [build(e) for e in args.extractors.split(",")]
+    reference = build(args.against) if args.against else None
     paths = list_images(folder)
     logging.getLogger("dif").setLevel(logging.ERROR)  # photos smaller than --crop are skipped quietly; the count is printed
     table = {}
     n = 0
-    for ext in extractors:
+    ref = None
+    for name, ext in ([reference] if reference else []) + extractors:
         cache = compute_residuals(paths, [0] * len(paths), ext, (args.crop, args.crop))  # skips smaller photos
         n = len(cache)
         if not n:
             raise DIFError(f"no readable photo in {folder} is at least {args.crop}x{args.crop}")
+        if reference and ref is None:
+            ref = cache.residuals
+            continue
         lum, chroma = np.array([leak(r) for r in cache.residuals]).T
-        table[ext.spec] = {"luma": float(lum.mean()), "chroma": float(chroma.mean())}
-    print(f"{n} photos of {folder}, centre {args.crop}x{args.crop}; residual RMS in grey levels (x255)")
-    print("| extractor | luminance | chroma |")
-    print("|---|---|---|")
+        table[name] = {"luma": float(lum.mean()), "chroma": float(chroma.mean())}
+        if ref is not None:
+            d = (cache.residuals - ref).flatten(1).norm(dim=1) / ref.flatten(1).norm(dim=1).clamp_min(1e-12)
+            table[name]["relative_error"] = float(d.mean())
+    print(f"{n} photos of {folder}, centre {args.crop}x{args.crop}; residual RMS in grey levels (x255)"
+          + (f"; relative error against {args.against}" if reference else ""))
+    print("| extractor | luminance | chroma |" + (" relative error |" if reference else ""))
+    print("|---|---|---|" + ("---|" if reference else ""))
     for spec, row in table.items():
-        print(f"| `{spec}` | {row['luma']:.2f} | {row['chroma']:.2f} |")
+        print(f"| `{spec}` | {row['luma']:.2f} | {row['chroma']:.2f} |"
+              + (f" {row['relative_error']:.4f} |" if reference else ""))
     if args.json:
         write_text_atomic(args.json, json.dumps(table, indent=1) + "\n")
     return 0

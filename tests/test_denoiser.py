@@ -332,3 +332,32 @@ def test_shipped_jpeg_dncnn_is_a_named_extractor():
     assert not torch.allclose(ext(x), build_extractor("dncnn")(x))
     with pytest.raises(DIFError, match="no argument"):
         build_extractor("dncnn-jpeg:3")
+
+
+def test_residual_quality_against_a_reference(tmp_path):
+    """benchmarks/residual_quality.py --against: an extractor against itself is 0 away, the folded
+    DnCNN a rounding away, bf16 and another kind of residual further; the table has the column."""
+    import json
+    import subprocess
+    import sys
+
+    import numpy as np
+    from PIL import Image
+
+    from conftest import ROOT
+
+    rng = np.random.default_rng(0)
+    for i in range(2):
+        smooth = np.cumsum(np.cumsum(rng.normal(size=(48, 48, 3)), 0), 1)
+        img = (smooth - smooth.min()) / (np.ptp(smooth) + 1e-9) * 200 + rng.normal(0, 3, (48, 48, 3))
+        Image.fromarray(np.clip(img, 0, 255).astype(np.uint8)).save(tmp_path / f"p{i}.png")
+    out = tmp_path / "r.json"
+    p = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "residual_quality.py"), "--photos", str(tmp_path),
+                        "--crop", "32", "--extractors", "dncnn,dncnn@folded,dncnn@bf16,highpass,highpass@bf16",
+                        "--against", "dncnn", "--json", str(out)], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    assert "relative error |" in p.stdout
+    err = {k: v["relative_error"] for k, v in json.loads(out.read_text()).items()}
+    assert err["dncnn"] == 0.0
+    assert 0 <= err["dncnn@folded"] < 1e-3 < err["dncnn@bf16"] < err["highpass"]
+    assert err["highpass@bf16"] == err["highpass"]  # a filter has no bf16 path: the same residual

@@ -423,6 +423,8 @@ def test_saves_are_byte_reproducible(tmp_path, tiny_data, scripts):
     ("train_speed.py", ["--crop", "50"], "multiple of 16"),
     ("official_fingerprints.py", ["--bootstrap", "-1"], "--bootstrap"),
     ("residual_quality.py", ["--crop", "5"], "--crop"),
+    ("residual_quality.py", ["--extractors", "dncnn@fp16"], "--precision"),
+    ("residual_quality.py", ["--against", "bogus"], "bogus"),
     ("compare_methods.py", ["--folds", "1"], "--folds"),
     ("dfx_speed.py", ["--epochs", "0"], "--epochs"),
     ("eval_distributed.py", ["--images", "1"], "--images"),
