@@ -28,7 +28,7 @@ from pathlib import Path
 
 
 def main(argv=None) -> int:
-    from dif.atomic import check_output_file, write_text_atomic
+    from dif.atomic import check_output_file
     from dif.choose import parse_auto
     from dif.cli import Parser
     from dif.errors import DIFError
@@ -72,11 +72,7 @@ def main(argv=None) -> int:
            "fallback": report.get("fallback"),
            "seconds": round(time.perf_counter() - t0, 1),
            "max_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
-    text = json.dumps(out, indent=1)
-    print(text)
-    if args.out:
-        write_text_atomic(args.out, text + "\n")
-    return 0
+    return emit(out, args.out)
 
 
 def compare_lengths(ds, cfg, folds: int, lengths: list[int], out_path) -> int:
@@ -84,11 +80,9 @@ def compare_lengths(ds, cfg, folds: int, lengths: list[int], out_path) -> int:
     candidate ``auto``'s rule (best AUC, ties within ``TIE`` to the cheaper) picks under each."""
     from dataclasses import replace
 
-    import numpy as np
     import torch
 
-    from dif.atomic import write_text_atomic
-    from dif.choose import CANDIDATES, _leader, config_residuals, out_of_fold_auc
+    from dif.choose import CANDIDATES, _leader, config_residuals, fewest_images, out_of_fold_auc
     from dif.errors import DIFError
     from dif.extractors import build_extractor
 
@@ -98,8 +92,7 @@ def compare_lengths(ds, cfg, folds: int, lengths: list[int], out_path) -> int:
     for name in CANDIDATES:
         ext = build_extractor(name, device, precision=cfg.residual_precision)
         ts = config_residuals(ds.paths, ds.labels, ext, cfg, device)
-        y = ts.cache.labels.numpy()[np.unique(ts.groups, return_index=True)[1]]
-        if min((y == 0).sum(), (y == 1).sum()) < folds:
+        if fewest_images(ts) < folds:
             raise DIFError(f"{ds.root}: fewer than {folds} usable images in a class, nothing to score out of fold")
         for e in lengths:
             auc = out_of_fold_auc(ts, replace(cfg, extractor=ext.spec, epochs=min(e, cfg.epochs)), folds, device)
@@ -109,10 +102,17 @@ def compare_lengths(ds, cfg, folds: int, lengths: list[int], out_path) -> int:
            "threads": torch.get_num_threads(), "seconds": round(time.perf_counter() - t0, 1),
            "by_fold_epochs": {str(e): {"chosen": _leader(rows[e])["extractor"], "candidates": rows[e]}
                               for e in lengths}}
-    text = json.dumps(out, indent=1)
+    return emit(out, out_path)
+
+
+def emit(report: dict, path) -> int:
+    """Print the report as JSON and write it to ``path`` when given (atomically)."""
+    from dif.atomic import write_text_atomic
+
+    text = json.dumps(report, indent=1)
     print(text)
-    if out_path:
-        write_text_atomic(out_path, text + "\n")
+    if path:
+        write_text_atomic(path, text + "\n")
     return 0
 
 

@@ -67,6 +67,7 @@ def main(argv=None) -> int:
             raise DIFError("../shared/data not found (set DIF_SHARED_DATA or give --photos)")
         folder = root / "natural" / "live1"
     check_output_file(args.json, "--json")
+
     def build(entry: str):
         spec, _, precision = entry.partition("@")
         return entry, build_extractor(spec, precision=precision or "fp32")
@@ -75,22 +76,23 @@ def main(argv=None) -> int:
     reference = build(args.against) if args.against else None
     paths = list_images(folder)
     logging.getLogger("dif").setLevel(logging.ERROR)  # photos smaller than --crop are skipped quietly; the count is printed
-    table = {}
-    n = 0
-    ref = None
-    for name, ext in ([reference] if reference else []) + extractors:
+
+    def residuals(ext):
         cache = compute_residuals(paths, [0] * len(paths), ext, (args.crop, args.crop))  # skips smaller photos
-        n = len(cache)
-        if not n:
+        if not len(cache):
             raise DIFError(f"no readable photo in {folder} is at least {args.crop}x{args.crop}")
-        if reference and ref is None:
-            ref = cache.residuals
-            continue
-        lum, chroma = np.array([leak(r) for r in cache.residuals]).T
+        return cache.residuals
+
+    ref = residuals(reference[1]) if reference else None
+    table = {}
+    for name, ext in extractors:
+        res = residuals(ext)
+        lum, chroma = np.array([leak(r) for r in res]).T
         table[name] = {"luma": float(lum.mean()), "chroma": float(chroma.mean())}
         if ref is not None:
-            d = (cache.residuals - ref).flatten(1).norm(dim=1) / ref.flatten(1).norm(dim=1).clamp_min(1e-12)
+            d = (res - ref).flatten(1).norm(dim=1) / ref.flatten(1).norm(dim=1).clamp_min(1e-12)
             table[name]["relative_error"] = float(d.mean())
+    n = len(res)
     print(f"{n} photos of {folder}, centre {args.crop}x{args.crop}; residual RMS in grey levels (x255)"
           + (f"; relative error against {args.against}" if reference else ""))
     print("| extractor | luminance | chroma |" + (" relative error |" if reference else ""))

@@ -144,6 +144,13 @@ def meandiff_loo(ts: TrainingSet) -> tuple[float, float]:
     return auc, float((a.mean() - b.mean()) / pooled)
 
 
+def fewest_images(ts: TrainingSet) -> int:
+    """Usable images in the smaller class (an image's copies and tiles count once): what bounds
+    how many folds can score it."""
+    y = ts.cache.labels.numpy()[np.unique(ts.groups, return_index=True)[1]]
+    return int(min((y == 0).sum(), (y == 1).sum()))
+
+
 def per_image_scores(scores: np.ndarray, labels: np.ndarray, groups: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(labels, scores) per image: the mean score of each image's residuals (its tiles)."""
     ids, inv = np.unique(groups, return_inverse=True)
@@ -185,8 +192,7 @@ def choose_extractor(paths: Sequence[Path], labels: Sequence[int], cfg: DIFConfi
             ext = build_extractor(spec, device, precision=cfg.residual_precision)
             ts = config_residuals(paths, labels, ext, cfg, device, progress)
             t_res = time.perf_counter() - t0
-            y = ts.cache.labels.numpy()[np.unique(ts.groups, return_index=True)[1]]
-            fewest = min((y == 0).sum(), (y == 1).sum())
+            fewest = fewest_images(ts)
             if fewest == 0:
                 return ext.spec, ts, report  # an empty class: the caller's error says which
             if fewest < folds:
