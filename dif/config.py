@@ -145,7 +145,12 @@ class DIFConfig:
     seed: int = opt(0, "seed for the file draw, weights, noise and batches", ("--seed",), 0, SEED_MAX)
     checkpoint_every: int = opt(5, "save chk_<epoch>.pt every F epochs (and the last)",
                                 ("--checkpoint-every", "--f"), 1, 100_000)
-    margin: float = opt(0.01, "contrastive loss margin", ("--margin",), 0, 10, low_open=True)
+    margin: float = opt(0.01, "the pairwise loss's margin", ("--margin",), 0, 10, low_open=True)
+    loss: str = opt("ranking", "the pairwise loss: ranking (a fake must correlate --margin more than the real it is "
+                               "paired with; pairs of one class are not pulled together: found the trace where the "
+                               "paper's pull, with the perturbed copies of --augment, did not; docs/dif.md) or paper "
+                               "(the paper's: pairs of one class pulled together, of two classes pushed apart either way)",
+                    ("--loss",), choices=("ranking", "paper"))
     in_channels: int = opt(16, "U-Net input noise channels", cli=False, low=1, high=256)
     out_channels: int = opt(3, "U-Net output channels", cli=False, low=1, high=3)
     width: int = opt(32, "U-Net width (channels of the first level)", cli=False, low=1, high=1024)
@@ -224,6 +229,7 @@ class DIFConfig:
         # saved before the kinds could be chosen: these five, written out so a later default cannot change them
         values.setdefault("augment_kinds", "jpeg,resize,blur,shift,rotate")
         values.setdefault("clean_first", 0.0)  # saved before the clean warm-up: copies from the first epoch
+        values.setdefault("loss", "paper")  # saved before the ranking loss: trained with the paper's
         values.setdefault("residual_precision", "fp32")  # saved before folded training residuals: trained on fp32's
         cfg = cls(**values)
         validate_fields(cfg, where=f"{where}: ")
@@ -265,7 +271,7 @@ def config_from_authors(h: dict[str, Any], where: str = "train_hypers.pt") -> DI
         alpha=get("Alpha", 1.0, float), boost=get("Boost", False, bool), checkpoint_every=get("Factor", 5, int),
         margin=get("Margin", 0.01, float), in_channels=get("Inp. Channel", 16, int),
         out_channels=get("Out. Channel", 3, int), width=get("Arch.", 32, int), depth=get("Depth", 4, int),
-        noise_std=get("Noise STD", 0.03, float), extractor="unknown (authors' DnCNN)", tiles=1,
+        noise_std=get("Noise STD", 0.03, float), extractor="unknown (authors' DnCNN)", tiles=1, loss="paper",
     )
     validate_fields(cfg, where=f"{where}: ")
     return cfg

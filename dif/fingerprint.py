@@ -63,6 +63,30 @@ def contrastive_loss(corr: torch.Tensor, labels: torch.Tensor, margin: float = 0
     return loss.mean() / margin
 
 
+def ranking_loss(corr: torch.Tensor, labels: torch.Tensor, margin: float = 0.01) -> torch.Tensor:
+    """The paper's pairs, made one-sided (``--loss ranking``). The batch is paired as in
+    ``contrastive_loss``; a pair of different classes costs relu(margin - (c_fake - c_real)), so
+    the fake must correlate ``margin`` more than the real, and a pair of one class costs nothing.
+
+    Why: the paper's pull (|c_a - c_b| for one class) asks every fake to correlate equally. A
+    generator's trace is stronger in some images than others, and much weaker in the JPEG, blurred
+    or moved copies of ``--augment``; the pull then steers the fingerprint away from the trace
+    towards what all copies share (docs/dif.md, "The loss"). Without the sign, pairs could also be
+    separated in opposite directions. Returns the mean over pairs divided by ``margin``.
+    """
+    n = corr.shape[0] // 2
+    if n == 0:
+        raise ValueError("the ranking loss needs at least two samples")
+    a, b = corr[:n], corr[n:2 * n]
+    la, lb = labels[:n], labels[n:2 * n]
+    sign = torch.where(la == 1, 1.0, -1.0).to(corr.dtype)
+    loss = torch.where(la != lb, F.relu(margin - sign * (a - b)), torch.zeros_like(a))
+    return loss.mean() / margin
+
+
+LOSSES = {"paper": contrastive_loss, "ranking": ranking_loss}
+
+
 def booster_loss(corr_fake_mean: torch.Tensor, corr_real_mean: torch.Tensor, margin: float = 0.01) -> torch.Tensor:
     """The authors' booster term: the correlations with the mean fake and mean real residual of
     the batch are pushed ``margin`` apart (divided by margin)."""
@@ -179,6 +203,7 @@ def train_fingerprint(
     ema = None
 
     warm = warmup_epochs(cfg, clean)
+    pair_loss = LOSSES[cfg.loss]
     low = cfg.train_precision == "bf16"
     clean_idx = torch.from_numpy(np.flatnonzero(np.asarray(clean))) if warm else None
 
@@ -199,7 +224,7 @@ def train_fingerprint(
                 out = unet((noise + jitter).to(device, memory_format=torch.channels_last))
             out = out.float()  # the correlations, the loss and the EMA fingerprint in fp32 whatever the U-Net ran in
             corr = pearson(out, r)
-            loss = contrastive_loss(corr, y, cfg.margin)
+            loss = pair_loss(corr, y, cfg.margin)
             is_fake = y == 1
             if cfg.boost and is_fake.any() and (~is_fake).any():
                 means = torch.stack([r[is_fake].mean(0), r[~is_fake].mean(0)])

@@ -6,7 +6,7 @@ import torch
 
 from dif.config import DIFConfig
 from dif.fingerprint import (booster_loss, centres, contrastive_loss, ema_update, make_batches, nearest_centre,
-                             pearson, train_fingerprint)
+                             pearson, ranking_loss, train_fingerprint)
 
 
 def test_pearson_matches_numpy():
@@ -52,6 +52,33 @@ def test_contrastive_loss_odd_batch_and_gradient():
     assert corr.grad[2] == 0 and corr.grad[0] > 0 and corr.grad[1] < 0
     with pytest.raises(ValueError):
         contrastive_loss(torch.tensor([0.1]), torch.tensor([0]), 0.01)
+
+
+def test_ranking_loss_hand_values_and_gradient():
+    m = 0.01
+    corr = torch.tensor([0.020, 0.001, 0.014, 0.030], requires_grad=True)
+    # pairs (0, 2) and (1, 3), both of one class: no cost, no gradient (the paper's pull is gone)
+    assert ranking_loss(corr, torch.tensor([1, 0, 1, 0]), m).item() == 0.0
+    # fake 0.020 against real 0.014: leads by 0.006, costs 0.004; real 0.001 against fake 0.030: leads by 0.029, free
+    loss = ranking_loss(corr, torch.tensor([1, 0, 0, 1]), m)
+    assert loss.item() == pytest.approx(0.004 / 2 / m, rel=1e-5)
+    loss.backward()
+    assert corr.grad[0] < 0 and corr.grad[2] > 0 and corr.grad[1] == 0 and corr.grad[3] == 0
+    # the sign counts: a real above its fake by more than the margin is the worst case, not a success
+    flipped = ranking_loss(torch.tensor([0.0, 0.05]), torch.tensor([1, 0]), m)
+    assert flipped.item() == pytest.approx((m + 0.05) / m, rel=1e-5)
+    assert contrastive_loss(torch.tensor([0.0, 0.05]), torch.tensor([1, 0]), m).item() == 0.0
+    with pytest.raises(ValueError):
+        ranking_loss(torch.tensor([0.1]), torch.tensor([0]), m)
+
+
+def test_configs_saved_before_the_ranking_loss_read_as_the_paper():
+    d = DIFConfig().to_dict()
+    assert d["loss"] == "ranking"
+    del d["loss"]
+    assert DIFConfig.from_dict(d).loss == "paper"
+    from dif.config import config_from_authors
+    assert config_from_authors({}).loss == "paper"
 
 
 def test_booster_and_ema_and_centres():
@@ -136,10 +163,12 @@ def test_booster_skipped_on_a_one_class_batch():
     assert math.isfinite(a) and a == pytest.approx(_first_step_loss(fakes, ones, boost=False))
 
 
-def test_one_step_against_the_authors_formula(monkeypatch):
+@pytest.mark.parametrize("loss", ["paper", "ranking"])
+def test_one_step_against_the_authors_formula(monkeypatch, loss):
     """One step recomputed by hand from the U-Net's output (captured): Pearson correlation per
-    residual (float64, numpy), the pairwise contrastive loss over consecutive pairs divided by the
-    margin, the EMA started at the first output, and the recorded class-mean correlations."""
+    residual (float64, numpy), the pairwise loss (the paper's contrastive one, or the one-sided
+    ranking one) over the pairs divided by the margin, the EMA started at the first output,
+    and the recorded class-mean correlations."""
     import dif.fingerprint as fpmod
 
     outputs = []
@@ -152,7 +181,7 @@ def test_one_step_against_the_authors_formula(monkeypatch):
 
     monkeypatch.setattr(fpmod, "UNet", Recording)
     res, lab = _tiny_residuals(n=3)
-    cfg = DIFConfig(seed=2, **{**SMALL, "epochs": 1, "batch_size": 6, "margin": 0.01})
+    cfg = DIFConfig(seed=2, **{**SMALL, "epochs": 1, "batch_size": 6, "margin": 0.01, "loss": loss})
     gen = torch.Generator().manual_seed(cfg.seed)
     fpmod.fixed_noise(cfg, 32, 32, gen)  # the same draws as training: the noise, then the batch order
     order = make_batches(6, 6, gen)[0]
@@ -161,8 +190,11 @@ def test_one_step_against_the_authors_formula(monkeypatch):
     r = res[order].double().numpy().reshape(6, -1)
     y = lab[order].numpy()
     c = np.array([np.corrcoef(out, ri)[0, 1] for ri in r])
-    pairs = [(0, 1), (2, 3), (4, 5)]
-    terms = [abs(c[a] - c[b]) if y[a] == y[b] else max(0.0, 0.01 - abs(c[a] - c[b])) for a, b in pairs]
+    pairs = [(0, 3), (1, 4), (2, 5)]  # element i of the first half with element i of the second
+    if loss == "paper":
+        terms = [abs(c[a] - c[b]) if y[a] == y[b] else max(0.0, 0.01 - abs(c[a] - c[b])) for a, b in pairs]
+    else:  # a fake must lead the real of its pair by the margin; one class's pairs cost nothing
+        terms = [0.0 if y[a] == y[b] else max(0.0, 0.01 - (c[a] - c[b]) * (1 if y[a] == 1 else -1)) for a, b in pairs]
     assert state.loss[0] == pytest.approx(np.mean(terms) / 0.01, rel=1e-4, abs=1e-6)
     # the EMA after one step is the first output itself: the recorded correlations are c's class means
     assert state.train_real[0] == pytest.approx(c[y == 0].mean(), abs=1e-5)
