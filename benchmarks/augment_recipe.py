@@ -3,7 +3,8 @@
 for fingerprints trained with each augmentation recipe on the same images.
 
     python benchmarks/augment_recipe.py DATA [DATA ...] --out OUT.json
-        [--recipes none,legacy,grid] [--denoiser dncnn] [--seeds 1] [--perturb jpeg90,jpeg75,resize0.5,crop]
+        [--recipes none,legacy,grid] [--losses ranking,paper] [--denoiser dncnn] [--seeds 1]
+        [--perturb jpeg90,jpeg75,resize0.5,crop]
 
 DATA holds train/ and test/, each with 0_real/ and 1_fake/ (``python -m dif.demo`` makes one;
 ``benchmarks/tiles.py`` makes the lossless large-image set). A recipe is NAME=AUGMENT:KINDS, or one
@@ -13,7 +14,8 @@ copies of jpeg,blur,noise: perturbations that keep a generator's periodic trace 
 ``warm`` (legacy's copies after 30% of the epochs on the clean images alone, ``--clean-first 0.3``).
 NAME=N:KINDS:F sets the clean warm-up F. Everything else
 is ``train_dif.py``'s default (crop 256, every tile, 100 epochs) except the extractor, fixed by
-``--denoiser`` so that the recipes alone differ. Each (data, recipe, seed) trains one fingerprint;
+``--denoiser`` so that the recipes alone differ. ``--losses`` trains each recipe with each pairwise
+loss named (``train_dif.py --loss``; results named RECIPE/LOSS when there are several). Each (data, recipe, seed) trains one fingerprint;
 the held-out images are scored with its own centres, clean and after each ``--perturb`` (applied to
 both classes of the test images only; one residual pass per condition serves every recipe). Prints one line per fingerprint and a mean table.
 """
@@ -54,6 +56,19 @@ def parse_recipes(spec: str) -> dict[str, tuple[int, str, float]]:
     return out
 
 
+def with_losses(recipes: dict[str, tuple[int, str, float]], spec: str) -> dict[str, tuple[int, str, float, str]]:
+    """Each recipe once per loss named in ``spec`` (``RECIPE/LOSS`` when there are several; DIFError
+    for a name that is not a loss)."""
+    from dif.errors import DIFError
+    from dif.fingerprint import LOSSES
+
+    losses = [s.strip() for s in spec.split(",") if s.strip()]
+    bad = [s for s in losses if s not in LOSSES]
+    if bad or not losses:
+        raise DIFError(f"--losses {spec}: not a loss: {', '.join(bad) or '(none named)'} (known: {', '.join(LOSSES)})")
+    return {(f"{name}/{loss}" if len(losses) > 1 else name): (*r, loss) for name, r in recipes.items() for loss in losses}
+
+
 def main(argv=None) -> int:
     import numpy as np
     import torch
@@ -73,6 +88,7 @@ def main(argv=None) -> int:
     p.add_argument("data", nargs="+", type=Path, help="folders with train/ and test/")
     p.add_argument("--out", type=Path, required=True, help="JSON of every result")
     p.add_argument("--recipes", default="none,legacy,grid,warm")
+    p.add_argument("--losses", default="ranking", help="comma-separated from ranking,paper (train_dif.py --loss)")
     p.add_argument("--denoiser", default="dncnn")
     p.add_argument("--seeds", type=int_in(1, 100), default=1)
     p.add_argument("--epochs", type=int_in(1, 10**5), default=100)
@@ -82,7 +98,7 @@ def main(argv=None) -> int:
     p.add_argument("--train-precision", choices=("fp32", "bf16"), default="fp32", help="every recipe's U-Net arithmetic")
     args = p.parse_args(argv)
     check_output_file(args.out, "--out")
-    recipes = parse_recipes(args.recipes)
+    recipes = with_losses(parse_recipes(args.recipes), args.losses)
     conds = ["clean"] + (parse_perturbations(args.perturb) if args.perturb else [])
     build_extractor(args.denoiser)  # a bad --denoiser now, not after the first set's residuals
     sets = {}
@@ -92,17 +108,18 @@ def main(argv=None) -> int:
         sets[d] = (find_labelled(d / "train"), find_labelled(d / "test"))
     if args.threads:
         torch.set_num_threads(args.threads)
-    results: dict = {"recipes": {k: {"augment": a, "kinds": s, "clean_first": f} for k, (a, s, f) in recipes.items()},
+    results: dict = {"recipes": {k: {"augment": a, "kinds": s, "clean_first": f, "loss": loss}
+                                 for k, (a, s, f, loss) in recipes.items()},
                      "denoiser": args.denoiser, "train_precision": args.train_precision, "epochs": args.epochs, "crop": args.crop, "conditions": conds,
                      "runs": []}
     t0 = time.perf_counter()
     for d, (train, test) in sets.items():
         for seed in range(args.seeds):
             methods, rows = {}, {}
-            for name, (augment, kinds, warm) in recipes.items():
+            for name, (augment, kinds, warm, loss) in recipes.items():
                 t = time.perf_counter()
                 cfg = DIFConfig(epochs=args.epochs, crop=args.crop, augment=augment, augment_kinds=kinds, seed=seed,
-                                extractor=args.denoiser, checkpoint_every=args.epochs, clean_first=warm,
+                                extractor=args.denoiser, checkpoint_every=args.epochs, clean_first=warm, loss=loss,
                                 train_precision=args.train_precision).validate()
                 methods[name] = DIFMethod.build(cfg)
                 methods[name].fit(list(train.paths), list(train.labels), device=torch.device("cpu"))

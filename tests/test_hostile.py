@@ -439,6 +439,7 @@ def test_saves_are_byte_reproducible(tmp_path, tiny_data, scripts):
     ("augment_recipe.py", ["DATA", "--out", "r.json", "--recipes", "x=2:jpeg,zoom"], "--augment-kinds"),
     ("augment_recipe.py", ["DATA", "--out", "r.json", "--recipes", "x=2:jpeg:1.5"], "warm-up F must be 0-1"),
     ("augment_recipe.py", ["DATA", "--out", "r.json"], "needs train/ and test/"),
+    ("augment_recipe.py", ["DATA", "--out", "r.json", "--losses", "ranking,pull"], "not a loss: pull"),
     ("trace_probe.py", ["DATA"], "needs train/ and test/"),
     ("trace_probe.py", ["DATA", "--denoisers", "bogus"], "bogus"),
     ("trace_probe.py", ["DATA", "--period", "1"], "--period"),
