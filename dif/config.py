@@ -132,7 +132,9 @@ def config_from_args(cls: type, args: argparse.Namespace, **overrides: Any):
 class DIFConfig:
     """Hyper-parameters of a DIF fingerprint (defaults are the paper's, except ``augment``:
     2 perturbed copies per image held the clean accuracy and kept it under JPEG, shifts and crops
-    in our measurements; ``augment=0`` trains on the clean images only, like the paper)."""
+    in our measurements, ``augment=0`` trains on the clean images only, like the paper; ``loss``:
+    the one-sided ranking loss, since the paper's pull within a class fights those copies; and the
+    extractor and tiles, chosen per data set)."""
 
     epochs: int = opt(100, "training epochs", ("--epochs", "--e"), 1, 100_000)
     lr: float = opt(5e-4, "AdamW learning rate", ("--lr",), 0, 10, low_open=True)

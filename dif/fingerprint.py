@@ -71,7 +71,7 @@ def ranking_loss(corr: torch.Tensor, labels: torch.Tensor, margin: float = 0.01)
     Why: the paper's pull (|c_a - c_b| for one class) asks every fake to correlate equally. A
     generator's trace is stronger in some images than others, and much weaker in the JPEG, blurred
     or moved copies of ``--augment``; the pull then steers the fingerprint away from the trace
-    towards what all copies share (docs/dif.md, "The loss"). Without the sign, pairs could also be
+    towards what all copies share (docs/dif.md, "The pairwise loss"). Without the sign, pairs could also be
     separated in opposite directions. Returns the mean over pairs divided by ``margin``.
     """
     n = corr.shape[0] // 2
