@@ -44,6 +44,15 @@ def mean_difference(residuals: torch.Tensor, labels: torch.Tensor) -> torch.Tens
     return residuals[labels == 1].mean(0, keepdim=True) - residuals[labels == 0].mean(0, keepdim=True)
 
 
+def halves(corr: torch.Tensor, labels: torch.Tensor, name: str):
+    """The paper's pairs: element i of the batch's first half with element i of its second (an odd
+    element out is left unpaired). Returns (c_a, c_b, label_a, label_b); ValueError without a pair."""
+    n = corr.shape[0] // 2
+    if n == 0:
+        raise ValueError(f"the {name} loss needs at least two samples")
+    return corr[:n], corr[n:2 * n], labels[:n], labels[n:2 * n]
+
+
 def contrastive_loss(corr: torch.Tensor, labels: torch.Tensor, margin: float = 0.01) -> torch.Tensor:
     """The paper's pairwise loss. The batch is split in halves and element i of the first half
     is paired with element i of the second. Pairs of different classes are pushed at least
@@ -53,11 +62,8 @@ def contrastive_loss(corr: torch.Tensor, labels: torch.Tensor, margin: float = 0
 
     Returns the mean over pairs divided by ``margin`` (an odd element out is left unpaired).
     """
-    n = corr.shape[0] // 2
-    if n == 0:
-        raise ValueError("the contrastive loss needs at least two samples")
-    a, b = corr[:n], corr[n:2 * n]
-    different = labels[:n] != labels[n:2 * n]
+    a, b, la, lb = halves(corr, labels, "contrastive")
+    different = la != lb
     delta = (a - b).abs()
     loss = torch.where(different, F.relu(margin - delta), delta)
     return loss.mean() / margin
@@ -71,14 +77,10 @@ def ranking_loss(corr: torch.Tensor, labels: torch.Tensor, margin: float = 0.01)
     Why: the paper's pull (|c_a - c_b| for one class) asks every fake to correlate equally. A
     generator's trace is stronger in some images than others, and much weaker in the JPEG, blurred
     or moved copies of ``--augment``; the pull then steers the fingerprint away from the trace
-    towards what all copies share (docs/dif.md, "The pairwise loss"). Without the sign, pairs could also be
-    separated in opposite directions. Returns the mean over pairs divided by ``margin``.
+    towards what all copies share (docs/dif.md, "The pairwise loss"). Without the sign, pairs
+    could also be separated in opposite directions. Returns the mean over pairs divided by ``margin``.
     """
-    n = corr.shape[0] // 2
-    if n == 0:
-        raise ValueError("the ranking loss needs at least two samples")
-    a, b = corr[:n], corr[n:2 * n]
-    la, lb = labels[:n], labels[n:2 * n]
+    a, b, la, lb = halves(corr, labels, "ranking")
     sign = torch.where(la == 1, 1.0, -1.0).to(corr.dtype)
     loss = torch.where(la != lb, F.relu(margin - sign * (a - b)), torch.zeros_like(a))
     return loss.mean() / margin
