@@ -88,7 +88,8 @@ def main(argv=None) -> int:
     p.add_argument("data", nargs="+", type=Path, help="folders with train/ and test/")
     p.add_argument("--out", type=Path, required=True, help="JSON of every result")
     p.add_argument("--recipes", default="none,legacy,grid,warm")
-    p.add_argument("--losses", default="ranking", help="comma-separated from ranking,paper (train_dif.py --loss)")
+    p.add_argument("--losses", default=DIFConfig().loss, help="comma-separated from ranking,paper (train_dif.py --loss; "
+                   "default: its default)")
     p.add_argument("--denoiser", default="dncnn")
     p.add_argument("--seeds", type=int_in(1, 100), default=1)
     p.add_argument("--epochs", type=int_in(1, 10**5), default=100)
