@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Is there a fixed trace to find? A fingerprint with no training at all, on held-out images.
 
-    python benchmarks/trace_probe.py DATA [DATA ...] [--denoisers highpass,wavelet-dwt] [--period 4] [--out OUT.json]
+    python benchmarks/trace_probe.py DATA [DATA ...] [--denoisers highpass,wavelet-dwt] [--period 4]
+        [--perturb resize0.5,jpeg75] [--out OUT.json]
 
 DATA holds train/ and test/, each with 0_real/ and 1_fake/ (``python -m dif.demo`` makes one). For
 each extractor the *mean-difference* fingerprint (the mean fake residual minus the mean real
@@ -12,6 +13,13 @@ far a fixed additive pattern separates the classes in that residual, with no U-N
 choice. Also printed: the fakes' mean residual power at the frequencies of a ``--period`` px
 pattern (the axes and the diagonal) over the reals' (1 = no periodic trace). A high AUC where the
 trained fingerprint fails points at the training, not at the data.
+
+With ``--perturb`` each named perturbation (``eval_dif.py --perturb``'s names) is also applied to
+every image, train and test, before the centre crop, and two AUCs are reported: ``auc``, the
+mean-difference fingerprint of the perturbed train images (an oracle that knows the perturbation:
+how much trace is left to find at all), and ``auc_clean_fingerprint``, the clean one on the
+perturbed test images (what a fingerprint trained on clean images can still see). After
+``resizeF`` the period compared is ``--period`` x F (skipped when that is under 2 px or not whole).
 """
 from __future__ import annotations
 
@@ -34,6 +42,18 @@ def period_power_ratio(real, fake, period: int) -> float:
     return float(sum(power[1][b] / power[0][b] for b in bins) / len(bins))
 
 
+def period_after(period: int, perturbation: str) -> int | None:
+    """The trace's period in px after ``perturbation`` (``resizeF`` scales it; None: not a whole
+    number of pixels, or under 2)."""
+    import re
+
+    m = re.fullmatch(r"resize(\d*\.?\d+)", perturbation)
+    if not m:
+        return period
+    scaled = period * float(m.group(1))
+    return int(round(scaled)) if abs(scaled - round(scaled)) < 1e-9 and round(scaled) >= 2 else None
+
+
 def main(argv=None) -> int:
     import numpy as np
     from sklearn.metrics import roc_auc_score
@@ -50,8 +70,13 @@ def main(argv=None) -> int:
     p.add_argument("--denoisers", default="highpass,wavelet-dwt", help="comma-separated extractor specs")
     p.add_argument("--crop", type=int_in(16, 8192), default=256)
     p.add_argument("--period", type=int_in(2, 64), default=4, help="period in px of the trace whose power is compared")
+    p.add_argument("--perturb", default="", help="also each of these perturbations, applied to train and test images "
+                                                 "(eval_dif.py --perturb's names)")
     p.add_argument("--out", type=Path, default=None, help="JSON of every result")
     args = p.parse_args(argv)
+    from dif.robustness import get_perturbation, parse_perturbations
+
+    conditions = ["clean"] + (parse_perturbations(args.perturb) if args.perturb.strip() else [])
     if args.out is not None:
         check_output_file(args.out, "--out")
     extractors = [build_extractor(s) for s in args.denoisers.split(",") if s.strip()]
@@ -66,24 +91,36 @@ def main(argv=None) -> int:
     rows = []
     for d, (train, test) in sets.items():
         for ext in extractors:
-            tr = compute_residuals(train.paths, train.labels, ext, crop)
-            te = compute_residuals(test.paths, test.labels, ext, crop)
-            y, yt = tr.labels.numpy(), te.labels.numpy()
-            if min((y == 0).sum(), (y == 1).sum(), (yt == 0).sum(), (yt == 1).sum()) == 0:
-                raise DIFError(f"{d}: every class of train/ and test/ needs at least one usable image "
-                               f"(at least {args.crop} px)")
-            real, fake = tr.residuals[y == 0], tr.residuals[y == 1]
-            fp = mean_difference(tr.residuals, tr.labels)
-            corr = pearson(fp, te.residuals).numpy().astype(np.float64)
-            auc = float(roc_auc_score(yt, corr))  # fakes correlate positively by construction: not re-oriented
-            row = {"data": str(d), "extractor": ext.spec, "train": [int((y == 0).sum()), int((y == 1).sum())],
-                   "test": [int((yt == 0).sum()), int((yt == 1).sum())], "auc": round(auc, 4),
-                   "period_power_ratio": round(period_power_ratio(real, fake, args.period), 2)}
-            rows.append(row)
-            print(f"{d.name} {ext.spec}: mean-difference fingerprint, test AUC {row['auc']:.3f}; "
-                  f"period-{args.period} power fake / real {row['period_power_ratio']:.2f}", flush=True)
+            clean_fp = None
+            for cond in conditions:
+                transform = None if cond == "clean" else get_perturbation(cond)
+                tr = compute_residuals(train.paths, train.labels, ext, crop, transform=transform)
+                te = compute_residuals(test.paths, test.labels, ext, crop, transform=transform)
+                y, yt = tr.labels.numpy(), te.labels.numpy()
+                if min((y == 0).sum(), (y == 1).sum(), (yt == 0).sum(), (yt == 1).sum()) == 0:
+                    raise DIFError(f"{d}: every class of train/ and test/ needs at least one usable image "
+                                   f"(at least {args.crop} px{'' if cond == 'clean' else ' after ' + cond})")
+                real, fake = tr.residuals[y == 0], tr.residuals[y == 1]
+                fp = mean_difference(tr.residuals, tr.labels)
+                clean_fp = fp if cond == "clean" else clean_fp
+                # fakes correlate positively by construction: not re-oriented
+                auc = float(roc_auc_score(yt, pearson(fp, te.residuals).numpy().astype(np.float64)))
+                period = period_after(args.period, cond)
+                row = {"data": str(d), "extractor": ext.spec, "perturbation": cond,
+                       "train": [int((y == 0).sum()), int((y == 1).sum())],
+                       "test": [int((yt == 0).sum()), int((yt == 1).sum())], "auc": round(auc, 4), "period": period,
+                       "period_power_ratio": None if period is None else round(period_power_ratio(real, fake, period), 2)}
+                text = f"{d.name} {ext.spec} {cond}: mean-difference fingerprint, test AUC {row['auc']:.3f}"
+                if cond != "clean":
+                    seen = float(roc_auc_score(yt, pearson(clean_fp, te.residuals).numpy().astype(np.float64)))
+                    row["auc_clean_fingerprint"] = round(seen, 4)
+                    text += f" (the clean one: {seen:.3f})"
+                rows.append(row)
+                if period is not None:
+                    text += f"; period-{period} power fake / real {row['period_power_ratio']:.2f}"
+                print(text, flush=True)
     if args.out is not None:
-        write_text_atomic(args.out, json.dumps({"period": args.period, "crop": args.crop, "rows": rows}, indent=1)
+        write_text_atomic(args.out, json.dumps({"period": args.period, "crop": args.crop, "conditions": conditions, "rows": rows}, indent=1)
                           + "\n")
     return 0
 

@@ -242,3 +242,64 @@ def test_the_trace_probe_finds_a_planted_periodic_pattern(tmp_path):
     rows = json.loads((tmp_path / "t.json").read_text())["rows"]
     assert [r["extractor"].split(":")[0] for r in rows] == ["highpass", "wavelet-dwt"]
     assert all(r["auc"] == 1.0 and r["period_power_ratio"] > 2 and r["test"] == [4, 4] for r in rows)
+
+
+def test_the_trace_probe_under_perturbations(tmp_path):
+    """trace_probe.py --perturb: each perturbation applied to train and test images gives a row with
+    the matched (oracle) AUC and the clean fingerprint's AUC; a planted period-4 pattern survives
+    JPEG 90, and after resize 0.5 the period compared is 2 px."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    sys.path.insert(0, str(root / "benchmarks"))
+    from trace_probe import period_after
+
+    assert [period_after(4, p) for p in ("clean", "jpeg75", "resize0.5", "resize2", "resize0.3")] == [4, 4, 2, 8, None]
+    data = tmp_path / "set"
+    make_dataset(data / "train", n=4, size=64)
+    make_dataset(data / "test", n=4, size=64, seed=1)
+    p = subprocess.run([sys.executable, str(root / "benchmarks" / "trace_probe.py"), str(data), "--crop", "32",
+                        "--denoisers", "highpass", "--perturb", "jpeg90,resize0.5", "--out", str(tmp_path / "t.json")],
+                       capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    rows = {r["perturbation"]: r for r in json.loads((tmp_path / "t.json").read_text())["rows"]}
+    assert list(rows) == ["clean", "jpeg90", "resize0.5"]
+    assert "auc_clean_fingerprint" not in rows["clean"] and rows["clean"]["auc"] == 1.0
+    assert rows["jpeg90"]["auc"] == 1.0 and rows["jpeg90"]["auc_clean_fingerprint"] == 1.0
+    assert rows["resize0.5"]["period"] == 2 and rows["resize0.5"]["test"] == [4, 4]
+
+
+def test_fingerprint_channels_finds_an_inverted_channel(tmp_path):
+    """benchmarks/fingerprint_channels.py: a fingerprint whose channel 0 is the fakes' planted
+    pattern and whose channel 1 is its negative scores channel 0 at AUC 1 and channel 1 at AUC 0
+    (inverted), each oriented by the check's centres."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import torch
+
+    from dif.checkpoint import save_checkpoint
+    from dif.extractors import build_extractor
+    from dif.fingerprint import TrainState
+
+    from conftest import periodic_pattern
+
+    root = Path(__file__).resolve().parents[1]
+    data = make_dataset(tmp_path / "test", n=5, size=48)
+    # the planted pattern as the highpass extractor sees it, one channel of it
+    pat = build_extractor("highpass:1")(torch.from_numpy(periodic_pattern(32, 32)).permute(2, 0, 1)[None].float())[0, 0]
+    fp = torch.stack([pat, -pat, torch.zeros_like(pat)])[None] + 0.01 * torch.randn(1, 3, 32, 32)
+    check = tmp_path / "check"
+    check.mkdir()
+    save_checkpoint(check / "chk_1.pt", TrainState(fp, [0.0], [0.1], [1.0], 1), "highpass:1")
+    p = subprocess.run([sys.executable, str(root / "benchmarks" / "fingerprint_channels.py"), str(check), str(data),
+                        "--out", str(tmp_path / "c.json")], capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    out = json.loads((tmp_path / "c.json").read_text())
+    assert out["test"]["channel0"] == 1.0 and out["test"]["channel1"] == 0.0
+    assert len(out["fingerprint_rms"]) == 3 and out["channel_correlation"][0][1] < -0.9
