@@ -133,8 +133,9 @@ class DIFConfig:
     """Hyper-parameters of a DIF fingerprint (defaults are the paper's, except ``augment``:
     2 perturbed copies per image held the clean accuracy and kept it under JPEG, shifts and crops
     in our measurements, ``augment=0`` trains on the clean images only, like the paper; ``loss``:
-    the one-sided ranking loss, since the paper's pull within a class fights those copies; and the
-    extractor and tiles, chosen per data set)."""
+    the one-sided ranking loss, since the paper's pull within a class fights those copies;
+    ``ema_start``: the moving average starts at zero, so that a short training's fingerprint is not
+    mostly the untrained output; and the extractor and tiles, chosen per data set)."""
 
     epochs: int = opt(100, "training epochs", ("--epochs", "--e"), 1, 100_000)
     lr: float = opt(5e-4, "AdamW learning rate", ("--lr",), 0, 10, low_open=True)
@@ -160,6 +161,11 @@ class DIFConfig:
     noise_scale: float = opt(0.1, "fixed input: noise_scale * U[0, 1)", cli=False, low=0, high=100)
     noise_std: float = opt(0.03, "per-step input jitter N(0, noise_std)", cli=False, low=0, high=100)
     ema: float = opt(0.99, "EMA decay of the fingerprint", cli=False, low=0, high=1, high_open=True)
+    ema_start: str = opt("zero", "how the fingerprint's moving average of the U-Net outputs starts: zero (step k of t "
+                                 "weighs decay^(t-k), bias-corrected) or first (the first, untrained output starts it and "
+                                 "keeps decay^(t-1) of the weight, over a third after the 100 steps of a 10 + 10 training; how "
+                                 "every fingerprint was made before this option; docs/dif.md)",
+                         ("--ema-start",), choices=("zero", "first"))
     centre_steps: int = opt(20, "centres = mean of the last N training correlations", cli=False, low=1, high=10**7)
     extractor: str = opt(DEFAULT_EXTRACTOR, "residual extractor spec", cli=False)
     augment: int = opt(2, "add N randomly perturbed copies of each image (JPEG, resize, blur, shift, rotation); "
@@ -232,6 +238,7 @@ class DIFConfig:
         values.setdefault("augment_kinds", "jpeg,resize,blur,shift,rotate")
         values.setdefault("clean_first", 0.0)  # saved before the clean warm-up: copies from the first epoch
         values.setdefault("loss", "paper")  # saved before the ranking loss: trained with the paper's
+        values.setdefault("ema_start", "first")  # saved before the zero start: the first output started the average
         values.setdefault("residual_precision", "fp32")  # saved before folded training residuals: trained on fp32's
         cfg = cls(**values)
         validate_fields(cfg, where=f"{where}: ")
@@ -274,6 +281,7 @@ def config_from_authors(h: dict[str, Any], where: str = "train_hypers.pt") -> DI
         margin=get("Margin", 0.01, float), in_channels=get("Inp. Channel", 16, int),
         out_channels=get("Out. Channel", 3, int), width=get("Arch.", 32, int), depth=get("Depth", 4, int),
         noise_std=get("Noise STD", 0.03, float), extractor="unknown (authors' DnCNN)", tiles=1, loss="paper",
+        ema_start="first",
     )
     validate_fields(cfg, where=f"{where}: ")
     return cfg

@@ -95,10 +95,22 @@ def booster_loss(corr_fake_mean: torch.Tensor, corr_real_mean: torch.Tensor, mar
     return F.relu(margin - (corr_fake_mean - corr_real_mean).abs()) / margin
 
 
-def ema_update(ema: Optional[torch.Tensor], value: torch.Tensor, decay: float = 0.99) -> torch.Tensor:
-    """Exponential moving average; the first value starts the average."""
+def ema_update(ema: Optional[torch.Tensor], value: torch.Tensor, decay: float = 0.99,
+               start: str = "zero") -> torch.Tensor:
+    """One step of an exponential moving average. ``zero``: the average starts at zero, so after t
+    steps value k weighs (1 - decay) decay^(t-k) (divide by ``ema_norm`` for the bias-corrected
+    average; a correlation does not need it). ``first``: the first value starts the average and
+    keeps decay^(t-1) of the weight, which after a short training is mostly the untrained U-Net's
+    output (37% after 100 steps at 0.99; 96% after the 5 steps of a fold of ``auto``)."""
     value = value.detach()
-    return value.clone() if ema is None else ema * decay + value * (1.0 - decay)
+    if ema is None:
+        return value * (1.0 - decay) if start == "zero" else value.clone()
+    return ema * decay + value * (1.0 - decay)
+
+
+def ema_norm(steps: int, decay: float, start: str = "zero") -> float:
+    """What divides a zero-started average after ``steps`` steps to make its weights sum to 1."""
+    return 1.0 - decay ** steps if start == "zero" else 1.0
 
 
 def centres(train_real: list[float], train_fake: list[float], last: int = 20) -> tuple[float, float]:
@@ -202,7 +214,7 @@ def train_fingerprint(
     res_dev = residuals.to(device)
     lab_dev = labels.to(device)
     state = TrainState()
-    ema = None
+    ema, ema_steps = None, 0
 
     warm = warmup_epochs(cfg, clean)
     pair_loss = LOSSES[cfg.loss]
@@ -236,7 +248,8 @@ def train_fingerprint(
             loss.backward()
             opt.step()
 
-            ema = ema_update(ema, out, cfg.ema)
+            ema = ema_update(ema, out, cfg.ema, cfg.ema_start)
+            ema_steps += 1
             with torch.no_grad():
                 c = pearson(ema, r)
             state.loss.append(float(loss.detach()))
@@ -245,7 +258,7 @@ def train_fingerprint(
         if not (torch.isfinite(ema).all() and math.isfinite(state.loss[-1])):
             raise DIFError(f"training diverged at epoch {epoch} (NaN or infinite loss or fingerprint; nothing saved "
                            f"for it): try a smaller --lr")
-        state.fingerprint = ema.detach().cpu()
+        state.fingerprint = (ema / ema_norm(ema_steps, cfg.ema, cfg.ema_start)).detach().cpu()
         state.epoch = epoch
         k = 10
         if progress:  # a batch of one class records NaN for the other: mean over the recorded ones only

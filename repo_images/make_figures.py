@@ -18,7 +18,8 @@
    images of each CNNDetection generator, against all 20 + 20 images of every generator.
 
 The fingerprints of 2-5 use the stationary wavelet residual (``--denoiser wavelet``, the default when
-the figures and the docs' numbers about them were made) and the paper's loss (``--loss paper``, the
+the figures and the docs' numbers about them were made), the paper's loss (``--loss paper``, the
+default then) and the moving average started at the first output (``--ema-start first``, the
 default then); ``--denoiser dncnn`` redoes them with the DnCNN. The quick start's figures (0) use
 today's defaults.
 """
@@ -79,7 +80,8 @@ def main(argv=None) -> int:
 
         crn = args.shared / "cnndetection" / "crn"
         chk = tmp / "crn"
-        train = [str(crn), str(chk), "--quiet", "--denoiser", args.denoiser, "--loss", "paper"] + (["--epochs", "5"] if args.quick else [])
+        train = [str(crn), str(chk), "--quiet", "--denoiser", args.denoiser, "--loss", "paper",
+                 "--ema-start", "first"] + (["--epochs", "5"] if args.quick else [])
         run("train_dif", train)
         for name in ("fingerprint.png", "fingerprint_fft.png", "training.png"):
             shutil.copy(chk / name, HERE / f"crn_{name}")
@@ -92,7 +94,7 @@ def main(argv=None) -> int:
         gens = args.shared / "cnndetection"
         for g in sorted(d.name for d in gens.iterdir() if d.is_dir()):
             train = [str(gens / g), str(tmp / "fps" / g), "--train-size", "10", "--quiet", "--denoiser", args.denoiser,
-                     "--loss", "paper"]
+                     "--loss", "paper", "--ema-start", "first"]
             run("train_dif", train + (["--epochs", "5"] if args.quick else []))
         run("eval_dif", [str(tmp / "fps"), str(gens), "--cross", "--plots", str(tmp / "cross"), "--quiet"])
         for name in ("cross_accuracy.png", "similarity.png"):

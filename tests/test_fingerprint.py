@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from dif.config import DIFConfig
-from dif.fingerprint import (booster_loss, centres, contrastive_loss, ema_update, make_batches, nearest_centre,
+from dif.fingerprint import (booster_loss, centres, contrastive_loss, ema_norm, ema_update, make_batches, nearest_centre,
                              pearson, ranking_loss, train_fingerprint)
 
 
@@ -81,12 +81,51 @@ def test_configs_saved_before_the_ranking_loss_read_as_the_paper():
     assert config_from_authors({}).loss == "paper"
 
 
+def test_configs_saved_before_the_zero_started_average_read_as_first():
+    d = DIFConfig().to_dict()
+    assert d["ema_start"] == "zero"
+    del d["ema_start"]
+    assert DIFConfig.from_dict(d).ema_start == "first"
+    from dif.config import config_from_authors
+    assert config_from_authors({}).ema_start == "first"
+
+
+@pytest.mark.parametrize("start", ["zero", "first"])
+def test_the_fingerprint_is_the_moving_average_of_the_outputs(monkeypatch, start):
+    """Three steps (one batch an epoch), outputs captured: the saved fingerprint is
+    sum_k w_k out_k with w_k = decay^(3-k) normalised (zero start), or decay^2 for the first output
+    and (1 - decay) decay^(3-k) for the others (first start), the first one weighing 0.25 of 1 at
+    decay 0.5 against 1/7."""
+    import dif.fingerprint as fpmod
+
+    outputs = []
+
+    class Recording(fpmod.UNet):
+        def forward(self, x):
+            y = super().forward(x)
+            outputs.append(y.detach().clone())
+            return y
+
+    monkeypatch.setattr(fpmod, "UNet", Recording)
+    res, lab = _tiny_residuals(n=3)
+    cfg = DIFConfig(seed=2, **{**SMALL, "epochs": 3, "batch_size": 6, "ema": 0.5, "ema_start": start})
+    state = train_fingerprint(res, lab, cfg)
+    assert len(outputs) == 3
+    w = [0.25, 0.25, 0.5] if start == "first" else [0.25 / 1.75, 0.5 / 1.75, 1 / 1.75]
+    expect = sum(wk * o.double() for wk, o in zip(w, outputs))
+    torch.testing.assert_close(state.fingerprint.double(), expect, rtol=1e-5, atol=1e-6)
+
+
 def test_booster_and_ema_and_centres():
     assert booster_loss(torch.tensor(0.004), torch.tensor(0.0), 0.01).item() == pytest.approx(0.6)
     assert booster_loss(torch.tensor(0.02), torch.tensor(0.0), 0.01).item() == 0.0
-    e = ema_update(None, torch.tensor([1.0]))
-    e = ema_update(e, torch.tensor([0.0]), 0.99)
+    e = ema_update(None, torch.tensor([1.0]), 0.99, "first")
+    e = ema_update(e, torch.tensor([0.0]), 0.99, "first")
     assert e.item() == pytest.approx(0.99)
+    z = ema_update(None, torch.tensor([1.0]))  # the default starts at zero
+    z = ema_update(z, torch.tensor([0.0]), 0.99)
+    assert (z / ema_norm(2, 0.99)).item() == pytest.approx(0.99 / (0.99 + 1.0))
+    assert ema_norm(2, 0.99, "first") == 1.0
     real = [9.0] * 5 + [1.0] * 20
     fake = [math.nan, 2.0, 4.0]
     assert centres(real, fake, 20) == (1.0, 3.0)
@@ -167,8 +206,8 @@ def test_booster_skipped_on_a_one_class_batch():
 def test_one_step_against_the_authors_formula(monkeypatch, loss):
     """One step recomputed by hand from the U-Net's output (captured): Pearson correlation per
     residual (float64, numpy), the pairwise loss (the paper's contrastive one, or the one-sided
-    ranking one) over the pairs divided by the margin, the EMA started at the first output,
-    and the recorded class-mean correlations."""
+    ranking one) over the pairs divided by the margin, the EMA after one step (the first output,
+    up to a scale with the zero start), and the recorded class-mean correlations."""
     import dif.fingerprint as fpmod
 
     outputs = []
@@ -196,7 +235,7 @@ def test_one_step_against_the_authors_formula(monkeypatch, loss):
     else:  # a fake must lead the real of its pair by the margin; one class's pairs cost nothing
         terms = [0.0 if y[a] == y[b] else max(0.0, 0.01 - (c[a] - c[b]) * (1 if y[a] == 1 else -1)) for a, b in pairs]
     assert state.loss[0] == pytest.approx(np.mean(terms) / 0.01, rel=1e-4, abs=1e-6)
-    # the EMA after one step is the first output itself: the recorded correlations are c's class means
+    # the EMA after one step is the first output (times 1 - decay): the recorded correlations are c's class means
     assert state.train_real[0] == pytest.approx(c[y == 0].mean(), abs=1e-5)
     assert state.train_fake[0] == pytest.approx(c[y == 1].mean(), abs=1e-5)
 
