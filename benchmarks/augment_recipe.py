@@ -3,7 +3,7 @@
 for fingerprints trained with each augmentation recipe on the same images.
 
     python benchmarks/augment_recipe.py DATA [DATA ...] --out OUT.json
-        [--recipes none,legacy,grid] [--losses ranking,paper] [--denoiser dncnn] [--seeds 1]
+        [--recipes none,legacy,grid] [--losses ranking,paper] [--ema-start zero] [--denoiser dncnn] [--seeds 1]
         [--perturb jpeg90,jpeg75,resize0.5,crop]
 
 DATA holds train/ and test/, each with 0_real/ and 1_fake/ (``python -m dif.demo`` makes one;
@@ -15,7 +15,8 @@ copies of jpeg,blur,noise: perturbations that keep a generator's periodic trace 
 NAME=N:KINDS:F sets the clean warm-up F. Everything else
 is ``train_dif.py``'s default (crop 256, every tile, 100 epochs) except the extractor, fixed by
 ``--denoiser`` so that the recipes alone differ. ``--losses`` trains each recipe with each pairwise
-loss named (``train_dif.py --loss``; results named RECIPE/LOSS when there are several). Each (data, recipe, seed) trains one fingerprint;
+loss named (``train_dif.py --loss``; results named RECIPE/LOSS when there are several), and
+``--ema-start`` is ``train_dif.py``'s (``first`` reproduces tables made before it). Each (data, recipe, seed) trains one fingerprint;
 the held-out images are scored with its own centres, clean and after each ``--perturb`` (applied to
 both classes of the test images only; one residual pass per condition serves every recipe). Prints one line per fingerprint and a mean table.
 """
@@ -90,6 +91,8 @@ def main(argv=None) -> int:
     p.add_argument("--recipes", default="none,legacy,grid,warm")
     p.add_argument("--losses", default=DIFConfig().loss, help="comma-separated from ranking,paper (train_dif.py --loss; "
                    "default: its default)")
+    p.add_argument("--ema-start", choices=("zero", "first"), default=DIFConfig().ema_start,
+                   help="train_dif.py --ema-start for every fingerprint (default: its default)")
     p.add_argument("--denoiser", default="dncnn")
     p.add_argument("--seeds", type=int_in(1, 100), default=1)
     p.add_argument("--epochs", type=int_in(1, 10**5), default=100)
@@ -111,7 +114,7 @@ def main(argv=None) -> int:
         torch.set_num_threads(args.threads)
     results: dict = {"recipes": {k: {"augment": a, "kinds": s, "clean_first": f, "loss": loss}
                                  for k, (a, s, f, loss) in recipes.items()},
-                     "denoiser": args.denoiser, "train_precision": args.train_precision, "epochs": args.epochs, "crop": args.crop, "conditions": conds,
+                     "ema_start": args.ema_start, "denoiser": args.denoiser, "train_precision": args.train_precision, "epochs": args.epochs, "crop": args.crop, "conditions": conds,
                      "runs": []}
     t0 = time.perf_counter()
     for d, (train, test) in sets.items():
@@ -121,7 +124,7 @@ def main(argv=None) -> int:
                 t = time.perf_counter()
                 cfg = DIFConfig(epochs=args.epochs, crop=args.crop, augment=augment, augment_kinds=kinds, seed=seed,
                                 extractor=args.denoiser, checkpoint_every=args.epochs, clean_first=warm, loss=loss,
-                                train_precision=args.train_precision).validate()
+                                ema_start=args.ema_start, train_precision=args.train_precision).validate()
                 methods[name] = DIFMethod.build(cfg)
                 methods[name].fit(list(train.paths), list(train.labels), device=torch.device("cpu"))
                 rows[name] = {"data": str(d), "recipe": name, "seed": seed,

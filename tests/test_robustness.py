@@ -207,13 +207,14 @@ def test_the_recipe_and_auto_cost_benchmarks_run_end_to_end(tmp_path):
     make_dataset(data / "test", n=3, size=48, seed=1)
     p = subprocess.run([sys.executable, str(root / "benchmarks" / "augment_recipe.py"), str(data), "--out",
                         str(tmp_path / "r.json"), "--recipes", "none,grid,warm", "--denoiser", "highpass", "--epochs", "2",
-                        "--crop", "32", "--perturb", "jpeg90", "--losses", "ranking,paper"],
+                        "--crop", "32", "--perturb", "jpeg90", "--losses", "ranking,paper", "--ema-start", "first"],
                        capture_output=True, text=True, timeout=300)
     assert p.returncode == 0, p.stderr
     r = json.loads((tmp_path / "r.json").read_text())
     assert [x["recipe"] for x in r["runs"]] == [f"{n}/{loss}" for n in ("none", "grid", "warm") for loss in ("ranking", "paper")]
     assert r["recipes"]["grid/paper"]["kinds"] == "jpeg,blur,noise" and r["recipes"]["grid/paper"]["loss"] == "paper"
     assert r["recipes"]["warm/ranking"]["clean_first"] == 0.3 and r["recipes"]["grid/ranking"]["clean_first"] == 0
+    assert r["ema_start"] == "first"
     assert set(r["mean"]["set/grid/ranking"]) == {"clean", "jpeg90"}
     p = subprocess.run([sys.executable, str(root / "benchmarks" / "auto_cost.py"), str(data), "--out",
                         str(tmp_path / "c.json"), "--specs", "highpass,auto:2:1", "--epochs", "2", "--crop", "32",
