@@ -81,6 +81,22 @@ def test_configs_saved_before_the_ranking_loss_read_as_the_paper():
     assert config_from_authors({}).loss == "paper"
 
 
+def record_unet_outputs(monkeypatch) -> list:
+    """The U-Net's output at every training step, captured (the list fills as training runs)."""
+    import dif.fingerprint as fpmod
+
+    outputs: list = []
+
+    class Recording(fpmod.UNet):
+        def forward(self, x):
+            y = super().forward(x)
+            outputs.append(y.detach().clone())
+            return y
+
+    monkeypatch.setattr(fpmod, "UNet", Recording)
+    return outputs
+
+
 def test_configs_saved_before_the_zero_started_average_read_as_first():
     d = DIFConfig().to_dict()
     assert d["ema_start"] == "zero"
@@ -96,17 +112,7 @@ def test_the_fingerprint_is_the_moving_average_of_the_outputs(monkeypatch, start
     sum_k w_k out_k with w_k = decay^(3-k) normalised (zero start), or decay^2 for the first output
     and (1 - decay) decay^(3-k) for the others (first start), the first one weighing 0.25 of 1 at
     decay 0.5 against 1/7."""
-    import dif.fingerprint as fpmod
-
-    outputs = []
-
-    class Recording(fpmod.UNet):
-        def forward(self, x):
-            y = super().forward(x)
-            outputs.append(y.detach().clone())
-            return y
-
-    monkeypatch.setattr(fpmod, "UNet", Recording)
+    outputs = record_unet_outputs(monkeypatch)
     res, lab = _tiny_residuals(n=3)
     cfg = DIFConfig(seed=2, **{**SMALL, "epochs": 3, "batch_size": 6, "ema": 0.5, "ema_start": start})
     state = train_fingerprint(res, lab, cfg)
@@ -210,15 +216,7 @@ def test_one_step_against_the_authors_formula(monkeypatch, loss):
     up to a scale with the zero start), and the recorded class-mean correlations."""
     import dif.fingerprint as fpmod
 
-    outputs = []
-
-    class Recording(fpmod.UNet):
-        def forward(self, x):
-            y = super().forward(x)
-            outputs.append(y.detach().clone())
-            return y
-
-    monkeypatch.setattr(fpmod, "UNet", Recording)
+    outputs = record_unet_outputs(monkeypatch)
     res, lab = _tiny_residuals(n=3)
     cfg = DIFConfig(seed=2, **{**SMALL, "epochs": 1, "batch_size": 6, "margin": 0.01, "loss": loss})
     gen = torch.Generator().manual_seed(cfg.seed)
