@@ -3,12 +3,14 @@
 
     python benchmarks/tiles.py --out OUT [--data DIR] [--crop 128] [--tiles 1,2,4,8,0]
         [--perturb jpeg90,jpeg75,resize0.5] [--denoiser dncnn] [--augment 0] [--epochs 100]
+        [--ae-steps 800] [--ae-ups 2] [--data-only]
 
 DIR holds train/ and test/, each with 0_real/ and 1_fake/. Without --data a lossless large-image
 set is made first (OUT/data, seeded): the colour LIVE1 photos (29, about 768 x 512) and the grey
 BSD68 photos (68, 481 x 321) of ../shared/data/natural, each used once, either as itself (real) or
 passed whole through a fully convolutional autoencoder (``dif.generators.ImageAutoencoder``,
-trained for --ae-steps on 64 px crops of train400, which none of these photos is) (fake); fakes
+trained for --ae-steps on 64 px crops of train400, which none of these photos is; ``--ae-ups``
+up-samplings, each doubling the period of its trace: 4 px by default) (fake); fakes
 of grey photos are made grey again, so colour tells nothing. Photos are assigned to train / test
 and real / fake at random within each source, so both splits and classes hold both kinds.
 
@@ -31,7 +33,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def make_large_set(out: Path, shared: Path, ae_steps: int, seed: int) -> dict:
+def make_large_set(out: Path, shared: Path, ae_steps: int, seed: int, ups: int = 2) -> dict:
     """The lossless large-image set (see the module docstring) in out/{train,test}/{0_real,1_fake}."""
     import torch
     from PIL import Image
@@ -41,7 +43,7 @@ def make_large_set(out: Path, shared: Path, ae_steps: int, seed: int) -> dict:
 
     nat = shared / "natural"
     crops = random_crops([load_image(p) for p in list_images(nat / "train400")], 64, 2000, seed)
-    net, losses = train_image_autoencoder(crops, ae_steps, seed=seed)
+    net, losses = train_image_autoencoder(crops, ae_steps, seed=seed, ups=ups)
     rng = np.random.default_rng(seed)
     counts: dict = {}
     for source in ("live1", "bsd68"):
@@ -50,7 +52,7 @@ def make_large_set(out: Path, shared: Path, ae_steps: int, seed: int) -> dict:
         for rank, i in enumerate(order):
             split, cls = ("train", "test")[rank % 2], ("0_real", "1_fake")[(rank // 2) % 2]
             img = load_image(photos[i])
-            h, w = img.shape[-2] // 4 * 4, img.shape[-1] // 4 * 4
+            h, w = img.shape[-2] // 2 ** ups * 2 ** ups, img.shape[-1] // 2 ** ups * 2 ** ups
             img = img[:, :h, :w]
             if cls == "1_fake":
                 with torch.no_grad():
@@ -62,7 +64,8 @@ def make_large_set(out: Path, shared: Path, ae_steps: int, seed: int) -> dict:
             dst.parent.mkdir(parents=True, exist_ok=True)
             Image.fromarray(arr).save(dst)
             counts[f"{split}/{cls}"] = counts.get(f"{split}/{cls}", 0) + 1
-    return {"ae_steps": ae_steps, "ae_l1_last50": float(np.mean(losses[-50:])), "counts": counts, "seed": seed}
+    return {"ae_steps": ae_steps, "ae_ups": ups, "ae_l1_last50": float(np.mean(losses[-50:])), "counts": counts,
+            "seed": seed}
 
 
 def per_image(cache, n: int) -> tuple[list, list[int]]:
@@ -100,6 +103,8 @@ def main(argv=None) -> int:
     p.add_argument("--augment", type=int_in(0, 0), default=0, help="only 0: the comparison isolates the tiles")
     p.add_argument("--epochs", type=int_in(1, 10**5), default=100)
     p.add_argument("--ae-steps", type=int_in(1, 10**6), default=800)
+    p.add_argument("--ae-ups", type=int_in(1, 4), default=2, help="the autoencoder's up-samplings (trace period 2^N px)")
+    p.add_argument("--data-only", action="store_true", help="make the large-image set in OUT/data and stop")
     p.add_argument("--seed", type=int_in(0, 2**31), default=0, help="seed of the data set (and the first fingerprint)")
     p.add_argument("--seeds", type=int_in(1, 100), default=3, help="fingerprints trained per tile count (seeds seed, "
                                                                    "seed + 1, ...): one training is one noisy draw")
@@ -117,6 +122,8 @@ def main(argv=None) -> int:
     shared = shared_data()
     if args.data is None and shared is None:
         raise DIFError("../shared/data not found (set DIF_SHARED_DATA) and no --data given")
+    if args.data_only and args.data is not None:
+        raise DIFError("--data-only makes the set: give no --data")
     if args.data is not None:
         find_labelled(args.data / "train")
         find_labelled(args.data / "test")
@@ -127,8 +134,12 @@ def main(argv=None) -> int:
         data = args.data
         if data is None:
             data = run.tmp / "data"
-            record["data"] = make_large_set(data, shared, args.ae_steps, args.seed)
+            record["data"] = make_large_set(data, shared, args.ae_steps, args.seed, args.ae_ups)
             print(f"made the large-image set in {time.perf_counter() - t0:.0f} s: {record['data']['counts']}", flush=True)
+            if args.data_only:
+                write_text_atomic(run.tmp / "results.json", json.dumps(record, indent=1) + "\n")
+                run.commit()
+                return 0
         record["data_dir"] = str(args.data) if args.data else "OUT/data"
         ext = build_extractor(args.denoiser, "cpu")
         crop = (args.crop, args.crop)

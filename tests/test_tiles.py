@@ -1,5 +1,6 @@
 """Tiles: a whole image scored (and trained on) as crop-sized tiles on the centre crop's phase."""
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -110,3 +111,32 @@ def test_train_and_eval_with_tiles(tmp_path, scripts, capsys):
     assert run_main(scripts.eval.main, [str(tmp_path / "all"), str(data), "--tiles", "1", "--quiet"]) == 0
     assert "| tiles" not in capsys.readouterr().out.split("\n")[0]
     assert run_main(scripts.eval.main, [str(tmp_path / "all"), str(data), "--tiles", "-1", "--quiet"]) == 2
+
+
+def test_the_large_image_set_with_a_coarser_trace(tmp_path, shared_data):
+    """benchmarks/tiles.py --data-only --ae-ups 3: the lossless set made alone, every image cut to
+    a multiple of 8 px (the period of three up-samplings), both splits and classes filled, and the
+    autoencoder's settings recorded; --data-only with --data is refused in one line."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from PIL import Image
+
+    root = Path(__file__).resolve().parents[1]
+    env = dict(os.environ, DIF_SHARED_DATA=str(shared_data))
+    p = subprocess.run([sys.executable, str(root / "benchmarks" / "tiles.py"), "--out", str(tmp_path / "o"),
+                        "--data-only", "--ae-steps", "2", "--ae-ups", "3"], capture_output=True, text=True,
+                       timeout=300, env=env)
+    assert p.returncode == 0, p.stderr
+    rec = json.loads((tmp_path / "o" / "results.json").read_text())["data"]
+    assert rec["ae_ups"] == 3 and rec["ae_steps"] == 2
+    assert set(rec["counts"]) == {f"{s}/{c}" for s in ("train", "test") for c in ("0_real", "1_fake")}
+    for f in (tmp_path / "o" / "data").rglob("*.png"):
+        w, h = Image.open(f).size
+        assert w % 8 == 0 and h % 8 == 0, f
+    bad = subprocess.run([sys.executable, str(root / "benchmarks" / "tiles.py"), "--out", str(tmp_path / "b"),
+                          "--data-only", "--data", str(tmp_path / "o" / "data")], capture_output=True, text=True,
+                         timeout=120, env=env)
+    assert bad.returncode == 2 and bad.stderr.strip().count("\n") == 0 and "--data-only" in bad.stderr
