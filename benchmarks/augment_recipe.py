@@ -22,6 +22,7 @@ both classes of the test images only; one residual pass per condition serves eve
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 import time
@@ -91,7 +92,8 @@ def main(argv=None) -> int:
     p.add_argument("--recipes", default="none,legacy,grid,warm")
     p.add_argument("--losses", default=DIFConfig().loss, help="comma-separated from ranking,paper (train_dif.py --loss; "
                    "default: its default)")
-    p.add_argument("--ema-start", choices=("zero", "first"), default=DIFConfig().ema_start,
+    ema_field = next(f for f in dataclasses.fields(DIFConfig) if f.name == "ema_start")
+    p.add_argument("--ema-start", choices=ema_field.metadata["choices"], default=ema_field.default,
                    help="train_dif.py --ema-start for every fingerprint (default: its default)")
     p.add_argument("--denoiser", default="dncnn")
     p.add_argument("--seeds", type=int_in(1, 100), default=1)

@@ -45,6 +45,7 @@ def make_large_set(out: Path, shared: Path, ae_steps: int, seed: int, ups: int =
     crops = random_crops([load_image(p) for p in list_images(nat / "train400")], 64, 2000, seed)
     net, losses = train_image_autoencoder(crops, ae_steps, seed=seed, ups=ups)
     rng = np.random.default_rng(seed)
+    grid = 2 ** ups
     counts: dict = {}
     for source in ("live1", "bsd68"):
         photos = list_images(nat / source)
@@ -52,7 +53,7 @@ def make_large_set(out: Path, shared: Path, ae_steps: int, seed: int, ups: int =
         for rank, i in enumerate(order):
             split, cls = ("train", "test")[rank % 2], ("0_real", "1_fake")[(rank // 2) % 2]
             img = load_image(photos[i])
-            h, w = img.shape[-2] // 2 ** ups * 2 ** ups, img.shape[-1] // 2 ** ups * 2 ** ups
+            h, w = img.shape[-2] // grid * grid, img.shape[-1] // grid * grid  # the autoencoder's grid
             img = img[:, :h, :w]
             if cls == "1_fake":
                 with torch.no_grad():

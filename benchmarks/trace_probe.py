@@ -45,12 +45,9 @@ def period_power_ratio(real, fake, period: int) -> float:
 def period_after(period: int, perturbation: str) -> int | None:
     """The trace's period in px after ``perturbation`` (``resizeF`` scales it; None: not a whole
     number of pixels, or under 2)."""
-    import re
+    from dif.robustness import resize_factor
 
-    m = re.fullmatch(r"resize(\d*\.?\d+)", perturbation)
-    if not m:
-        return period
-    scaled = period * float(m.group(1))
+    scaled = period * resize_factor(perturbation)
     return int(round(scaled)) if abs(scaled - round(scaled)) < 1e-9 and round(scaled) >= 2 else None
 
 

@@ -214,7 +214,7 @@ def train_fingerprint(
     res_dev = residuals.to(device)
     lab_dev = labels.to(device)
     state = TrainState()
-    ema, ema_steps = None, 0
+    ema = None
 
     warm = warmup_epochs(cfg, clean)
     pair_loss = LOSSES[cfg.loss]
@@ -249,7 +249,6 @@ def train_fingerprint(
             opt.step()
 
             ema = ema_update(ema, out, cfg.ema, cfg.ema_start)
-            ema_steps += 1
             with torch.no_grad():
                 c = pearson(ema, r)
             state.loss.append(float(loss.detach()))
@@ -258,7 +257,7 @@ def train_fingerprint(
         if not (torch.isfinite(ema).all() and math.isfinite(state.loss[-1])):
             raise DIFError(f"training diverged at epoch {epoch} (NaN or infinite loss or fingerprint; nothing saved "
                            f"for it): try a smaller --lr")
-        state.fingerprint = (ema / ema_norm(ema_steps, cfg.ema, cfg.ema_start)).detach().cpu()
+        state.fingerprint = (ema / ema_norm(len(state.loss), cfg.ema, cfg.ema_start)).detach().cpu()  # one loss per step
         state.epoch = epoch
         k = 10
         if progress:  # a batch of one class records NaN for the other: mean over the recorded ones only

@@ -159,9 +159,11 @@ def centre_crop_fraction(x: torch.Tensor, fraction: float = 0.75) -> torch.Tenso
     return center_crop(x, (max(1, round(h * fraction)), max(1, round(w * fraction)))).contiguous()
 
 
+RESIZE_PATTERN = r"resize(\d*\.?\d+)"
+
 _PATTERNS: list[tuple[str, Callable[[str], Perturbation]]] = [
     (r"jpeg(\d{1,3})", lambda a: lambda x: jpeg(x, int(a))),
-    (r"resize(\d*\.?\d+)", lambda a: lambda x: resize(x, float(a))),
+    (RESIZE_PATTERN, lambda a: lambda x: resize(x, float(a))),
     (r"blur(\d*\.?\d+)", lambda a: lambda x: blur(x, float(a))),
     (r"shift(\d+)", lambda a: lambda x: shift(x, int(a))),
     (r"rot(-?\d*\.?\d+)", lambda a: lambda x: rotate(x, float(a))),
@@ -169,6 +171,12 @@ _PATTERNS: list[tuple[str, Callable[[str], Perturbation]]] = [
     (r"noise(\d*\.?\d+)", lambda a: lambda x: noise(x, float(a))),
     (r"crop(\d*\.?\d+)", lambda a: lambda x: centre_crop_fraction(x, float(a))),
 ]
+
+
+def resize_factor(name: str) -> float:
+    """The scale a perturbation named ``name`` applies to the image (``resizeF``: F; others 1)."""
+    m = re.fullmatch(RESIZE_PATTERN, name.strip().lower())
+    return float(m.group(1)) if m else 1.0
 
 
 def get_perturbation(name: str) -> Perturbation:
