@@ -20,7 +20,7 @@ from dif.cli import DefaultsFormatter, Parser, add_common_arguments, resolve_dev
 
 
 def parse_args(argv: Sequence[str] | None = None):
-    p = Parser(description=__doc__.split("\n")[1], formatter_class=DefaultsFormatter)
+    p = Parser(description=__doc__.split("\n")[0], formatter_class=DefaultsFormatter)
     p.add_argument("--size", type=int, nargs=2, default=[128, 128], metavar=("H", "W"), help="image size (multiples of 16)")
     p.add_argument("--epochs", "--steps", type=int, default=1000, help="training steps")
     p.add_argument("--lr", type=float, default=5e-5, help="AdamW learning rate")

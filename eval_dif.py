@@ -21,7 +21,7 @@ from typing import Sequence
 
 import numpy as np
 
-from dif.cli import DefaultsFormatter, Parser, add_common_arguments, int_in, resolve_device, run_main, setup_logging
+from dif.cli import CompactFormatter, Parser, add_common_arguments, int_in, resolve_device, run_main, setup_logging
 
 METRIC_KEYS = ["accuracy", "real_accuracy", "fake_accuracy", "ap", "auc", "n_real", "n_fake", "threshold"]
 
@@ -29,28 +29,23 @@ METRIC_KEYS = ["accuracy", "real_accuracy", "fake_accuracy", "ap", "auc", "n_rea
 def parse_args(argv: Sequence[str] | None = None):
     from dif.methods import get_method, method_names
 
-    p = Parser(description=__doc__.split("\n")[1], formatter_class=DefaultsFormatter)
-    p.add_argument("check_dir", help="checkpoint folder (DIF: chk_<epoch>.pt files), one chk_<epoch>.pt file, "
-                                     "or with --cross a folder of checkpoint folders")
-    p.add_argument("data_dir", help="folder with 0_real/ and 1_fake/, a folder of images, one image, "
-                                    "or with --cross a folder of generator folders")
+    p = Parser(description=__doc__.split("\n")[0], formatter_class=CompactFormatter,
+               usage="%(prog)s CHECK_DIR DATA_DIR [EPOCH] [options]", epilog="Every option: docs/evaluation.md")
+    p.add_argument("check_dir", metavar="CHECK_DIR", help="checkpoint folder or file (--cross: a folder of them)")
+    p.add_argument("data_dir", metavar="DATA_DIR",
+                   help="0_real/ + 1_fake/, a folder of images, one image (--cross: generator folders)")
     p.add_argument("epoch_pos", nargs="?", type=int_in(0), default=None, metavar="EPOCH",
                    help="checkpoint epoch (default: the latest)")
-    p.add_argument("--epoch", type=int_in(0), default=None, help="checkpoint epoch (same as the positional EPOCH)")
-    add_common_arguments(p, workers=True, batch=8, denoiser="residual extractor (default: the one recorded with the "
-                                                            "fingerprint, else the package default)")
+    p.add_argument("--epoch", type=int_in(0), default=None, help=argparse.SUPPRESS)  # the positional's long form
+    add_common_arguments(p, workers=True, eval_batch=8)
     p.add_argument("--perturb", default=None, metavar="NAMES",
-                   help="robustness suite: comma-separated perturbations (jpeg95,jpeg90,jpeg75,jpeg50,resize0.5,resize2,"
-                        "blur0.5,blur1,shift1,shift4,rot5,crop,mirror, any jpegQ/resizeF/blurS/blurkK/shiftN/rotD), "
-                        "'all' (the first twelve) or 'dfx' (DeepFeatureX's suite)")
+                   help="robustness suite: jpeg90,resize0.5,crop,... or all or dfx (docs/robustness.md)")
     p.add_argument("--cross", action="store_true", help="cross-detection matrix of every checkpoint on every generator")
-    p.add_argument("--json", type=Path, default=None, help="write the metrics as JSON")
-    p.add_argument("--csv", type=Path, default=None,
-                   help="write one row per image (per perturbation / pair with --perturb / --cross)")
-    p.add_argument("--plots", type=Path, default=None, help="folder for figures")
+    p.add_argument("--json", type=Path, default=None, metavar="FILE", help="write the metrics as JSON")
+    p.add_argument("--csv", type=Path, default=None, metavar="FILE", help="write one row per image (and condition)")
+    p.add_argument("--plots", type=Path, default=None, metavar="DIR", help="folder for figures")
     p.add_argument("--resume", type=Path, default=None, metavar="FILE",
-                   help="keep per-image scores in this append-only file: a killed run continues where it stopped, "
-                        "a finished one recomputes nothing (under torchrun: FILE.rank<r> per process)")
+                   help="keep per-image scores here; a rerun continues where it stopped")
     for name in method_names():
         get_method(name).add_eval_arguments(p)
     args = p.parse_args(argv)

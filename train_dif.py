@@ -15,30 +15,20 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from dif.cli import DefaultsFormatter, Parser, add_common_arguments, resolve_device, run_main, setup_logging
+from dif.cli import CompactFormatter, Parser, add_common_arguments, resolve_device, run_main, setup_logging
 from dif.choose import TRAINING_DEFAULT, parse_auto
 from dif.config import DIFConfig, add_config_arguments, config_from_args
 
 
 def parse_args(argv: Sequence[str] | None = None):
-    p = Parser(description=__doc__.split("\n")[1], formatter_class=DefaultsFormatter)
-    p.add_argument("data_dir", help="folder with 0_real/ and 1_fake/ images")
-    p.add_argument("check_dir", help="output folder for checkpoints and figures (created)")
+    p = Parser(description=__doc__.split("\n")[0], formatter_class=CompactFormatter,
+               usage="%(prog)s DATA_DIR CHECK_DIR [options]", epilog="Every option: docs/dif.md")
+    p.add_argument("data_dir", metavar="DATA_DIR", help="folder with 0_real/ and 1_fake/ images")
+    p.add_argument("check_dir", metavar="CHECK_DIR", help="output folder for checkpoints and figures")
+    add_common_arguments(p, extractor=f"residual extractor: auto, highpass, wavelet(-dwt), dncnn(-jpeg), ... "
+                                      f"(default: {TRAINING_DEFAULT})")
     add_config_arguments(p, DIFConfig)
-    add_common_arguments(p, denoiser="residual extractor: dncnn (the shipped weights), dncnn:PATH, wavelet[:SIGMA], "
-                                     "wavelet-dwt[:SIGMA], highpass[:SIGMA], authors:CHK[:MEAN.npy], auto[:K[:E]] (each of "
-                                     "highpass, wavelet-dwt, wavelet, dncnn scored out of fold on the training images "
-                                     "in K folds, default 2, by fold fingerprints of E epochs, default 5, 0 = "
-                                     "--epochs; about 1.35x one fixed extractor's training in all; the best AUC "
-                                     "is kept, ties to the cheaper), auto:meandiff (the same candidates scored with no "
-                                     "training, by the leave-one-image-out AUC of the mean fake minus mean real "
-                                     "residual, ties to the larger separation: about 1.1x, but it chose worse on "
-                                     "held-out images, docs/dif.md), or ensemble[:A,B,...] "
-                                     "(a fingerprint per extractor, default highpass,wavelet-dwt,wavelet,dncnn, "
-                                     "scores averaged on a common scale) "
-                                     f"(default: {TRAINING_DEFAULT})")
-    p.add_argument("--overwrite", action="store_true",
-                   help="replace an earlier run in CHECK_DIR (only once the new one is complete)")
+    p.add_argument("--overwrite", action="store_true", help="replace an earlier run in CHECK_DIR once the new one is done")
     return p.parse_args(argv)
 
 
@@ -51,7 +41,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from dif.methods import get_method
     from dif.robustness import parse_reencode
 
-    cfg = config_from_args(DIFConfig, args, extractor=args.denoiser or TRAINING_DEFAULT).validate()
+    cfg = config_from_args(DIFConfig, args, extractor=args.extractor or TRAINING_DEFAULT).validate()
     parse_reencode(cfg.reencode)
     parse_auto(cfg.extractor)  # a bad auto:K:E, before any work
     device = resolve_device(args.device)

@@ -43,13 +43,11 @@ def in_sample_centres(detector: Detector, residuals, labels, max_shift: int) -> 
 
 def out_of_fold_scores(residuals: torch.Tensor, labels: torch.Tensor, cfg: DIFConfig, folds: int,
                        device: str | torch.device = "cpu", groups: Optional[np.ndarray] = None,
-                       progress: bool = False, per_image: float = 1.0,
-                       clean: Optional[np.ndarray] = None) -> dict[str, np.ndarray]:
+                       progress: bool = False, per_image: float = 1.0) -> dict[str, np.ndarray]:
     """Score every training residual with a fingerprint that did not see it (``per_image``:
     residuals per image, tiles; an epoch counts images).
 
-    ``groups`` (one id per residual) keeps the augmented copies of one image in the same fold;
-    ``clean`` (a mask of the un-perturbed residuals) gives the fold trainings their clean warm-up.
+    ``groups`` (one id per residual) keeps the augmented copies of one image in the same fold.
     Returns {score name: scores} in the order of ``residuals``, each multiplied by its fold
     fingerprint's fake direction (so folds whose fakes correlate negatively pool correctly).
     """
@@ -67,8 +65,7 @@ def out_of_fold_scores(residuals: torch.Tensor, labels: torch.Tensor, cfg: DIFCo
         log.debug("calibration fold %d/%d: training on %d residuals", k + 1, folds, len(train_idx))
         state = train_fingerprint(residuals[train_idx], labels[train_idx], replace(cfg, seed=cfg.seed + 1000 + k),
                                   device=device, progress=progress,
-                                  steps_per_epoch=epoch_steps(len(train_idx), per_image, cfg.batch_size),
-                                  clean=None if clean is None else np.asarray(clean)[train_idx.numpy()])
+                                  steps_per_epoch=epoch_steps(len(train_idx), per_image, cfg.batch_size))
         det = Detector.from_state(state, cfg.centre_steps)
         for s, v in score_all(det, residuals[test_idx], cfg.max_shift).items():
             out[s][test_idx.numpy()] = det.direction * v
@@ -151,7 +148,7 @@ def calibrate(state, cfg: DIFConfig, residuals: torch.Tensor, labels: torch.Tens
     if clean.numel() < len(y):  # perturbed copies: centres that have seen JPEG, resizing, blur
         cal["augmented"] = in_sample_centres(det, residuals, y, cfg.max_shift)
     if cfg.calibrate == "cv":
-        oof = out_of_fold_scores(residuals, labels, cfg, cfg.folds, device, g, progress, per_image, clean_mask)
+        oof = out_of_fold_scores(residuals, labels, cfg, cfg.folds, device, g, progress, per_image)
         # back from "fake direction" units to the raw scores of this fingerprint
         cal["cv"] = {s: [det.direction * c for c in class_centres(v[clean.numpy()], y[clean.numpy()])]
                      for s, v in oof.items()}

@@ -1,24 +1,14 @@
-"""Choosing the residual extractor per data set, out of fold (``train_dif.py --denoiser auto``).
+"""Choosing the residual extractor per data set, out of fold (``train_dif.py --extractor auto``).
 
 No extractor wins everywhere: the DnCNN was chosen on JPEG-heavy data and is the weakest on a
 lossless generator, where a plain wavelet residual is the best. ``auto`` lets the training images
-decide: for each candidate the residuals are computed once (cached) and scored by a criterion that
-never sees an image's own residuals; the best AUC wins, AUCs within ``TIE`` of it count as ties.
-
-- ``auto`` (= ``auto:2:5``, the default): fold fingerprints trained for E epochs (``auto:K:E``,
-  default 5; 0: ``--epochs``) on all but one of K folds (default 2, separate from ``--folds``)
-  score the held-out fold; ties go to the cheaper candidate, and the dearer candidates are not
-  scored once the leader is within ``TIE`` of AUC 1. Cost: about 1.35x one fixed DnCNN training
-  (the 40 fold epochs and three more residual passes); 10-epoch folds cost 1.54x and made the
-  same choice in 14 of 16 held-out choices, near ties the other two (docs/dif.md, "Five-epoch folds").
-- ``auto:meandiff``: no training at all. Each image is correlated with the mean fake minus mean
-  real residual of all *other* images (``meandiff_loo``); ties go to the larger separation of the
-  two classes' scores. Cost: one residual pass per candidate, 1.14x one fixed DnCNN training; on
-  held-out images it chose worse than the default (lower AUC on CNNDetection and the demo sets).
-
-Measured on held-out images in docs/dif.md ("A criterion with no training"). Either way a
-candidate's cached residuals are dropped as soon as it falls out of the tie band, and those still
-in it wait on disk while the next candidate's are computed (one cache in memory at a time).
+decide: for each candidate the residuals are computed once (cached), fold fingerprints trained for
+E epochs (``auto:K:E``, default 5; 0: ``--epochs``) on all but one of K folds (default 2) score the
+held-out fold, and the best out-of-fold AUC wins; AUCs within ``TIE`` of it are ties, which go to
+the cheaper candidate. Dearer candidates are not scored once the leader is within ``TIE`` of AUC 1.
+A candidate's cached residuals are dropped as soon as it falls out of the tie band, and those
+still in it wait on disk while the next candidate's are computed (one cache in memory at a time).
+What this costs and how well it chooses: docs/extractors.md.
 """
 from __future__ import annotations
 
@@ -40,44 +30,39 @@ log = logging.getLogger(__name__)
 CANDIDATES = ("highpass", "wavelet-dwt", "wavelet", "dncnn")  # cheapest first
 TIE = 0.005
 AUTO_FOLDS = 2
-AUTO_FOLD_EPOCHS = 5  # the fold trainings' epochs (0 = --epochs): 10 chose the same at 1.54x, not 1.35x (docs/dif.md)
-AUTO_CRITERION = "folds"  # bare ``auto``; "meandiff" costs 1.14x a fixed training, not 1.35x, but chose worse (docs/dif.md)
-TRAINING_DEFAULT = "auto"  # train_dif.py's --denoiser default; DEFAULT_EXTRACTOR stays the fixed fallback
+AUTO_FOLD_EPOCHS = 5  # the fold trainings' epochs (0 = --epochs)
+TRAINING_DEFAULT = "auto"  # train_dif.py's --extractor default; DEFAULT_EXTRACTOR stays the fixed fallback
 
 
 class AutoSpec(NamedTuple):
-    """What an ``auto`` spec asks for: the criterion, and for ``folds`` its fold count and epochs."""
+    """What an ``auto`` spec asks for: the fold count and the fold trainings' epochs."""
 
     folds: int
     fold_epochs: int
-    criterion: str = "folds"  # "folds": trained fold fingerprints; "meandiff": no training
 
 
 def parse_auto(spec: Optional[str]) -> Optional[AutoSpec]:
-    """The ``AutoSpec`` of ``auto`` (``AUTO_CRITERION``), ``auto:K[:E]`` (trained folds: K >= 2,
-    default ``AUTO_FOLDS``; E >= 0 fold epochs, default ``AUTO_FOLD_EPOCHS``; 0 = the fingerprint's
-    own ``--epochs``) or ``auto:meandiff`` (leave one image out, no training); None for any other
-    spec."""
+    """The ``AutoSpec`` of ``auto[:K[:E]]`` (K >= 2 folds, default ``AUTO_FOLDS``; E >= 0 fold
+    epochs, default ``AUTO_FOLD_EPOCHS``, 0 = the fingerprint's own ``--epochs``); None for any
+    other spec."""
     head, _, rest = (spec or "").strip().partition(":")
     if head.lower() != "auto":
         return None
-    if rest.lower() == "meandiff" or (not rest and AUTO_CRITERION == "meandiff"):
-        return AutoSpec(AUTO_FOLDS, 0, "meandiff")
     parts = rest.split(":") if rest else []
     if len(parts) > 2:
-        raise DIFError(f"--denoiser {spec}: use auto, auto:K, auto:K:E or auto:meandiff")
+        raise DIFError(f"--extractor {spec}: use auto, auto:K or auto:K:E")
     try:
         k = int(parts[0]) if parts else AUTO_FOLDS
     except ValueError:
         k = 0
     if not 2 <= k <= 100:
-        raise DIFError(f"--denoiser {spec}: auto:K takes a fold count K from 2 to 100 (or use auto:meandiff)")
+        raise DIFError(f"--extractor {spec}: auto:K takes a fold count K from 2 to 100")
     try:
         e = int(parts[1]) if len(parts) > 1 else AUTO_FOLD_EPOCHS
     except ValueError:
         e = -1
     if not 0 <= e <= 100_000:
-        raise DIFError(f"--denoiser {spec}: auto:K:E takes the fold trainings' epochs E from 0 (the fingerprint's "
+        raise DIFError(f"--extractor {spec}: auto:K:E takes the fold trainings' epochs E from 0 (the fingerprint's "
                        f"own --epochs) to 100000")
     return AutoSpec(k, e)
 
@@ -101,47 +86,9 @@ def out_of_fold_auc(ts: TrainingSet, cfg: DIFConfig, folds: int, device, progres
 
     cache = ts.cache
     scores = out_of_fold_scores(cache.residuals, cache.labels, replace(cfg, max_shift=0), folds, device, ts.groups,
-                                progress, ts.per_image, ts.clean)["corr"]
+                                progress, ts.per_image)["corr"]
     y, s = per_image_scores(scores[ts.clean], cache.labels.numpy()[ts.clean], ts.groups[ts.clean])
     return float(roc_auc_score(y, s))
-
-
-def meandiff_loo(ts: TrainingSet) -> tuple[float, float]:
-    """(ROC AUC, separation) of leave-one-image-out mean-difference scores: each image's residuals
-    (its copies and tiles too) are correlated with the mean fake residual minus the mean real
-    residual of every *other* image's residuals, and averaged. No training: this asks whether a
-    fixed additive pattern, which is what a DIF fingerprint is, separates the classes with this
-    extractor, and whether it survives the copies. The separation (difference of the classes' mean
-    scores over their pooled standard deviation) does not saturate where the AUC reaches 1, so it
-    breaks ties."""
-    from sklearn.metrics import roc_auc_score
-
-    from .fingerprint import pearson
-
-    res, lab = ts.cache.residuals, ts.cache.labels
-    ids, inv = np.unique(ts.groups, return_inverse=True)
-    inv_t = torch.from_numpy(inv)
-    sums = {c: torch.zeros(res.shape[1:], dtype=torch.float64) for c in (0, 1)}
-    for i in range(0, len(res), 256):  # in blocks: a class's residuals are never copied whole
-        for c in (0, 1):
-            sums[c] += res[i:i + 256][lab[i:i + 256] == c].sum(0, dtype=torch.float64)
-    counts = {c: int((lab == c).sum()) for c in (0, 1)}
-    y = np.zeros(len(ids), dtype=np.int64)
-    s = np.zeros(len(ids))
-    for g in range(len(ids)):
-        mine = torch.nonzero(inv_t == g).squeeze(1)
-        c = int(lab[mine[0]])
-        y[g] = c
-        own = res[mine].sum(0, dtype=torch.float64)
-        rest = {k: (sums[k] - own, counts[k] - len(mine)) if k == c else (sums[k], counts[k]) for k in (0, 1)}
-        if rest[c][1] == 0:  # the class's only image: nothing left to learn the pattern from
-            return 0.5, 0.0
-        f = rest[1][0] / rest[1][1] - rest[0][0] / rest[0][1]
-        s[g] = float(pearson(f, res[mine].double()).mean())
-    auc = float(roc_auc_score(y, s))
-    a, b = s[y == 1], s[y == 0]
-    pooled = np.sqrt((a.var() + b.var()) / 2) + 1e-12
-    return auc, float((a.mean() - b.mean()) / pooled)
 
 
 def fewest_images(ts: TrainingSet) -> int:
@@ -163,67 +110,54 @@ def per_image_scores(scores: np.ndarray, labels: np.ndarray, groups: np.ndarray)
 def choose_extractor(paths: Sequence[Path], labels: Sequence[int], cfg: DIFConfig, device: torch.device,
                      candidates: Sequence[str] = CANDIDATES, folds: Optional[int] = None,
                      progress: bool = False, fold_epochs: Optional[int] = None,
-                     criterion: str = "folds", stop_early: bool = True) -> tuple[str, TrainingSet, dict]:
+                     stop_early: bool = True) -> tuple[str, TrainingSet, dict]:
     """(the chosen extractor's spec, its cached training residuals, a report of every candidate).
-    ``criterion`` ``folds``: the out-of-fold AUC of fold fingerprints trained for ``fold_epochs``
-    (default ``AUTO_FOLD_EPOCHS``; 0 or more than ``cfg.epochs``: ``cfg.epochs``), ties to the
-    cheaper candidate; ``meandiff``: ``meandiff_loo``'s AUC, ties to the larger separation. With
-    too few usable images in a class to score anything out of fold (``folds``, or 2 to leave one
-    out) the fixed default extractor is kept and the report says why (``fallback``). ``stop_early``
-    False scores every candidate even once none of the dearer ones can win (the same choice; the
-    worst case's cost, for benchmarks)."""
-    if criterion not in ("folds", "meandiff"):
-        raise ValueError(f"unknown criterion {criterion!r}")
-    meandiff = criterion == "meandiff"
-    folds = 2 if meandiff else (folds or AUTO_FOLDS)
+    Each candidate is scored by the out-of-fold AUC of fold fingerprints trained for
+    ``fold_epochs`` (default ``AUTO_FOLD_EPOCHS``; 0 or more than ``cfg.epochs``: ``cfg.epochs``),
+    ties to the cheaper candidate. With too few usable images in a class to score anything out of
+    fold the fixed default extractor is kept and the report says why (``fallback``).
+    ``stop_early`` False scores every candidate even once none of the dearer ones can win (the same
+    choice; the worst case's cost, for benchmarks)."""
+    folds = folds or AUTO_FOLDS
     fold_epochs = AUTO_FOLD_EPOCHS if fold_epochs is None else fold_epochs
     fold_epochs = cfg.epochs if fold_epochs <= 0 else min(fold_epochs, cfg.epochs)
-    report: dict = {"candidates": [], "tie": TIE, "criterion": criterion}
-    if meandiff:
-        report["rule"] = "leave-one-image-out AUC of the mean-difference fingerprint; ties: larger separation"
-    else:
-        report.update(folds=folds, fold_epochs=fold_epochs, rule="out-of-fold ROC AUC (corr); ties: cheaper")
+    report: dict = {"candidates": [], "tie": TIE, "folds": folds, "fold_epochs": fold_epochs,
+                    "rule": "out-of-fold ROC AUC (corr); ties: cheaper"}
     kept: dict[str, TrainingSet] = {}
     with _Spill() as spill:  # early returns leave through it too: its folder is removed either way
         for spec in candidates:
             for name, other in kept.items():  # one cache in memory while this candidate's is computed
                 spill.park(name, other)
             t0 = time.perf_counter()
-            ext = build_extractor(spec, device, precision=cfg.residual_precision)
+            ext = build_extractor(spec, device, precision=cfg.extractor_precision)
             ts = config_residuals(paths, labels, ext, cfg, device, progress)
             t_res = time.perf_counter() - t0
             fewest = fewest_images(ts)
             if fewest == 0:
                 return ext.spec, ts, report  # an empty class: the caller's error says which
             if fewest < folds:
-                fallback = build_extractor(DEFAULT_EXTRACTOR, device, precision=cfg.residual_precision)
+                fallback = build_extractor(DEFAULT_EXTRACTOR, device, precision=cfg.extractor_precision)
                 report.update(chosen=fallback.spec, candidates=[],
                               fallback=f"fewer than {folds} usable images in a class: nothing to score out of fold, "
                                        f"kept {fallback.spec}")
-                log.warning("--denoiser auto: %s", report["fallback"])
+                log.warning("--extractor auto: %s", report["fallback"])
                 if fallback.spec == ext.spec:
                     return fallback.spec, ts, report
                 return fallback.spec, config_residuals(paths, labels, fallback, cfg, device, progress), report
-            row: dict = {"extractor": ext.spec}
-            if meandiff:
-                auc, sep = meandiff_loo(ts)
-                row.update(auc=round(auc, 4), separation=round(sep, 3))
-            else:
-                auc = out_of_fold_auc(ts, replace(cfg, extractor=ext.spec, epochs=fold_epochs), folds, device,
-                                      progress)
-                row["auc"] = round(auc, 4)
+            auc = out_of_fold_auc(ts, replace(cfg, extractor=ext.spec, epochs=fold_epochs), folds, device, progress)
+            row: dict = {"extractor": ext.spec, "auc": round(auc, 4)}
             row["seconds"] = round(time.perf_counter() - t0, 1)
             row["residual_seconds"] = round(t_res, 1)  # the rest of ``seconds`` is the criterion's
             report["candidates"].append(row)
             kept[ext.spec] = ts
-            log.info("--denoiser auto: %s %s AUC %.4f", ext.spec, criterion, auc)
+            log.info("--extractor auto: %s out-of-fold AUC %.4f", ext.spec, auc)
             leader = _leader(report["candidates"])
             rest = list(candidates)[list(candidates).index(spec) + 1:]
-            if stop_early and rest and not meandiff and leader["auc"] >= 1.0 - TIE:  # no later (dearer) candidate can beat it by more than TIE
+            if stop_early and rest and leader["auc"] >= 1.0 - TIE:  # no later (dearer) candidate can beat it by more than TIE
                 report["skipped"] = rest
                 report["skipped_because"] = f"{leader['extractor']} scored {leader['auc']:.4f} >= 1 - tie: no later " \
                                             f"candidate can win"
-                log.info("--denoiser auto: %s", report["skipped_because"])
+                log.info("--extractor auto: %s", report["skipped_because"])
                 break
             best = max(c["auc"] for c in report["candidates"])
             for c in report["candidates"]:  # out of the tie band now, out for good (the best only grows)
@@ -260,7 +194,7 @@ class _Spill:
             return
         need = res.numel() * res.element_size()
         if shutil.disk_usage(self._dir.name).free < 1.2 * need + 2**30:
-            log.info("--denoiser auto: no room in %s for a %.1f GB residual cache; it stays in memory", self._dir.name,
+            log.info("--extractor auto: no room in %s for a %.1f GB residual cache; it stays in memory", self._dir.name,
                      need / 1e9)
             return
         path = Path(self._dir.name) / f"{len(self.files)}-{spec.replace(':', '_')}.pt"
@@ -281,11 +215,7 @@ class _Spill:
 
 
 def _leader(scored: list[dict]) -> dict:
-    """The candidate the rule picks among those scored: of those within ``TIE`` of the best AUC, the
-    one with the largest separation where the criterion gives one (``meandiff``), else the cheapest
-    (``scored`` is in order of cost)."""
+    """The candidate the rule picks among those scored: the cheapest of those within ``TIE`` of the
+    best AUC (``scored`` is in order of cost)."""
     best = max(c["auc"] for c in scored)
-    band = [c for c in scored if c["auc"] >= best - TIE]
-    if "separation" in band[0]:
-        return max(band, key=lambda c: c["separation"])  # the first of equals: the cheapest
-    return band[0]
+    return next(c for c in scored if c["auc"] >= best - TIE)

@@ -20,7 +20,18 @@ class DefaultsFormatter(argparse.ArgumentDefaultsHelpFormatter):
 
     def _get_help_string(self, action: argparse.Action) -> str:
         text = action.help or ""
-        return text if "default:" in text or action.default is None else super()._get_help_string(action)
+        if "default:" in text or action.default in (None, False, "", argparse.SUPPRESS):
+            return text
+        return super()._get_help_string(action)
+
+
+class CompactFormatter(DefaultsFormatter):
+    """``--help`` that keeps an option and its help on one line where it fits (100 columns at most)."""
+
+    def __init__(self, prog: str) -> None:
+        import shutil
+
+        super().__init__(prog, max_help_position=32, width=min(100, max(80, shutil.get_terminal_size().columns)))
 
 
 class Parser(argparse.ArgumentParser):
@@ -51,19 +62,22 @@ def int_in(low: int, high: Optional[int] = None) -> Callable[[str], int]:
 
 
 def add_common_arguments(p: argparse.ArgumentParser, *, device: bool = True, seed: bool = False, quiet: bool = True,
-                         denoiser: Optional[str] = None, workers: bool = False, batch: Optional[int] = None) -> None:
-    """The flags every script spells the same way. ``denoiser``: its help text (None: no flag)."""
+                         extractor: Optional[str] = None, workers: bool = False,
+                         eval_batch: Optional[int] = None) -> None:
+    """The flags every script spells the same way. ``extractor``: its help text (None: no flag);
+    ``eval_batch``: the default of ``--eval-batch`` (images per scoring batch; None: no flag)."""
     if device:
         p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="where to compute")
     if seed:
         p.add_argument("--seed", type=int_in(0, 2**32 - 1), default=0, help="seed of everything random")
-    if denoiser is not None:
-        p.add_argument("--denoiser", default=None, help=denoiser)
-    if batch is not None:
-        p.add_argument("--batch", type=int_in(1, 65_536), default=batch, help="images per batch")
+    if extractor is not None:
+        p.add_argument("--extractor", default=None, metavar="SPEC", help=extractor)
+    if eval_batch is not None:
+        p.add_argument("--eval-batch", dest="batch", type=int_in(1, 65_536), default=eval_batch, metavar="N",
+                       help="images per scoring batch")
     if workers:
-        p.add_argument("--workers", type=int_in(0, 64), default=None,
-                       help="image decoding processes (default: 2 when there is more than one batch, else 0)")
+        p.add_argument("--workers", type=int_in(0, 64), default=None, metavar="N",
+                       help="image decoding processes (default: 2 if over one batch, else 0)")
     if quiet:
         p.add_argument("--quiet", action="store_true", help="no progress bars")
 

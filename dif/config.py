@@ -21,6 +21,7 @@ from .extractors import DEFAULT_EXTRACTOR
 from .robustness import DEFAULT_AUGMENT_KINDS, parse_augment_kinds
 
 CONFIG_NAME = "config.json"
+CONFIG_VERSION = 2  # config.json files without ``config_version`` are version 1: see migrate_config
 SEED_MAX = 2**32 - 1
 
 
@@ -117,7 +118,15 @@ def add_config_arguments(parser: argparse.ArgumentParser, cls: type, defaults: A
         kw.update(m.get("argparse") or {})
         if kw.get("nargs") == "?" and "const" not in kw:
             kw["const"] = default
-        parser.add_argument(*flags, **kw)
+        parser.add_argument(flags[0], **kw)
+        add_hidden_aliases(parser, flags[1:], kw)
+
+
+def add_hidden_aliases(parser: argparse.ArgumentParser, aliases: Sequence[str], kw: dict[str, Any]) -> None:
+    """Extra spellings of an option (the authors' one-letter flags) that parse like it but are not
+    listed in ``--help``: one name per idea on the page, old command lines still run."""
+    for alias in aliases:
+        parser.add_argument(alias, **dict(kw, default=argparse.SUPPRESS, help=argparse.SUPPRESS))
 
 
 def config_from_args(cls: type, args: argparse.Namespace, **overrides: Any):
@@ -130,30 +139,24 @@ def config_from_args(cls: type, args: argparse.Namespace, **overrides: Any):
 
 @dataclass
 class DIFConfig:
-    """Hyper-parameters of a DIF fingerprint (defaults are the paper's, except ``augment``:
-    2 perturbed copies per image held the clean accuracy and kept it under JPEG, shifts and crops
-    in our measurements, ``augment=0`` trains on the clean images only, like the paper; ``loss``:
-    the one-sided ranking loss, since the paper's pull within a class fights those copies;
-    ``ema_start``: the moving average starts at zero, so that a short training's fingerprint is not
-    mostly the untrained output; and the extractor and tiles, chosen per data set)."""
+    """Hyper-parameters of a DIF fingerprint. The defaults are the paper's except where docs/dif.md
+    says why: ``augment`` (2 perturbed copies per image), ``loss`` (the one-sided ranking loss), and
+    the extractor and tiles, chosen per data set."""
 
-    epochs: int = opt(100, "training epochs", ("--epochs", "--e"), 1, 100_000)
+    epochs: int = opt(100, "training epochs", ("--epochs", "--e"), 1, 100_000, metavar="N")
     lr: float = opt(5e-4, "AdamW learning rate", ("--lr",), 0, 10, low_open=True)
-    batch_size: int = opt(64, "batch size", ("--batch", "--bs"), 2, 65_536)
-    train_size: int = opt(512, "images per class, drawn reproducibly by --seed (all if fewer)",
-                          ("--train-size", "--tr"), 1, 10**9)
-    crop: int = opt(256, "centre crop size (multiple of 16)", ("--crop", "--cs"), 1, 8192)
-    alpha: float = opt(1.0, "residuals scaled by U[alpha, 1] (1 = off)", ("--alpha", "--a"), 0, 1)
+    batch_size: int = opt(64, "residuals per U-Net training step", ("--batch", "--bs"), 2, 65_536, metavar="N")
+    train_size: int = opt(512, "images per class, drawn by --seed (all if fewer)", ("--train-size", "--tr"), 1, 10**9,
+                          metavar="N")
+    crop: int = opt(256, "crop and tile size in pixels (a multiple of 16)", ("--crop", "--cs"), 1, 8192, metavar="PX")
+    alpha: float = opt(1.0, "residuals scaled by U[A, 1] in training (1 = off)", ("--residual-scale", "--a"), 0, 1,
+                       metavar="A")
     boost: bool = opt(False, "add the authors' booster loss", ("--boost", "--b"))
-    seed: int = opt(0, "seed for the file draw, weights, noise and batches", ("--seed",), 0, SEED_MAX)
-    checkpoint_every: int = opt(5, "save chk_<epoch>.pt every F epochs (and the last)",
-                                ("--checkpoint-every", "--f"), 1, 100_000)
-    margin: float = opt(0.01, "the pairwise loss's margin", ("--margin",), 0, 10, low_open=True)
-    loss: str = opt("ranking", "the pairwise loss: ranking (a fake must correlate --margin more than the real it is "
-                               "paired with; pairs of one class are not pulled together: found the trace where the "
-                               "paper's pull, with the perturbed copies of --augment, did not; docs/dif.md) or paper "
-                               "(the paper's: pairs of one class pulled together, of two classes pushed apart either way)",
-                    ("--loss",), choices=("ranking", "paper"))
+    seed: int = opt(0, "seed of the file draw, weights, noise and batches", ("--seed",), 0, SEED_MAX)
+    checkpoint_every: int = opt(5, "save chk_<epoch>.pt every N epochs (and the last)", ("--checkpoint-every", "--f"),
+                                1, 100_000, metavar="N")
+    margin: float = opt(0.01, "margin of the pairwise loss", ("--margin",), 0, 10, low_open=True)
+    loss: str = opt("ranking", "pairwise loss: ranking (one-sided) or paper", ("--loss",), choices=("ranking", "paper"))
     in_channels: int = opt(16, "U-Net input noise channels", cli=False, low=1, high=256)
     out_channels: int = opt(3, "U-Net output channels", cli=False, low=1, high=3)
     width: int = opt(32, "U-Net width (channels of the first level)", cli=False, low=1, high=1024)
@@ -161,46 +164,26 @@ class DIFConfig:
     noise_scale: float = opt(0.1, "fixed input: noise_scale * U[0, 1)", cli=False, low=0, high=100)
     noise_std: float = opt(0.03, "per-step input jitter N(0, noise_std)", cli=False, low=0, high=100)
     ema: float = opt(0.99, "EMA decay of the fingerprint", cli=False, low=0, high=1, high_open=True)
-    ema_start: str = opt("zero", "how the fingerprint's moving average of the U-Net outputs starts: zero (step k of t "
-                                 "weighs decay^(t-k), bias-corrected) or first (the first, untrained output starts it and "
-                                 "keeps decay^(t-1) of the weight, over a third after the 100 steps of a 10 + 10 training; how "
-                                 "every fingerprint was made before this option; docs/dif.md)",
-                         ("--ema-start",), choices=("zero", "first"))
     centre_steps: int = opt(20, "centres = mean of the last N training correlations", cli=False, low=1, high=10**7)
     extractor: str = opt(DEFAULT_EXTRACTOR, "residual extractor spec", cli=False)
-    augment: int = opt(2, "add N randomly perturbed copies of each image (JPEG, resize, blur, shift, rotation); "
-                          "0 = clean images only (the paper)", ("--augment",), 0, 100, nargs="?", metavar="N")
-    augment_kinds: str = opt(DEFAULT_AUGMENT_KINDS,
-                             "kinds of the perturbed copies, comma-separated from jpeg,resize,blur,shift,rotate,noise "
-                             "(or all); resize, shift and rotate move a generator's periodic trace off its grid",
+    augment: int = opt(2, "perturbed copies of each image to train on (0 = clean only, the paper)", ("--augment",),
+                       0, 100, nargs="?", metavar="N")
+    augment_kinds: str = opt(DEFAULT_AUGMENT_KINDS, "kinds of copies: jpeg,resize,blur,shift,rotate,noise or all",
                              ("--augment-kinds",), metavar="KINDS")
-    clean_first: float = opt(0.0, "fraction of the epochs trained on the clean images alone before the perturbed "
-                                  "copies of --augment join (a fine generator trace that the copies blur or move is "
-                                  "found first; measured on the demo sets, where it did not hold on held-out seeds: "
-                                  "docs/robustness.md); 0 = copies from the first epoch",
-                             ("--clean-first",), 0, 1, metavar="F")
-    train_precision: str = opt("fp32", "arithmetic of the U-Net's training steps: fp32, or bf16 (autocast: about 1.8x "
-                                       "faster steps on a CPU with bfloat16 units or a recent GPU; the fingerprint and "
-                                       "the scores stay fp32; docs/speed_memory.md)",
-                               ("--train-precision",), choices=("fp32", "bf16"))
-    residual_precision: str = opt("folded", "arithmetic of the training residuals' extractor: folded (the DnCNN's "
-                                            "BatchNorm folded into its convolutions, fp32: the same residuals up to "
-                                            "rounding, 1.4x faster, evaluation's default too) or fp32 (the unfolded "
-                                            "reference); the filters are the same either way",
-                                  ("--residual-precision",), choices=("fp32", "folded"))
-    reencode: str = opt("", "re-encode every image of both classes first (against format shortcuts); eval repeats it",
-                        ("--reencode",), metavar="jpeg:Q|png")
-    calibrate: str = opt("none", "cv: also estimate centres from out-of-fold scores (trains --folds extra fingerprints)",
-                         ("--calibrate",), choices=("none", "cv"))
-    folds: int = opt(5, "folds for --calibrate cv", ("--folds",), 2, 1000)
-    max_shift: int = opt(8, "shift search range of the shift-tolerant score", ("--max-shift",), 0, 4096)
-    tiles: int = opt(0, "use up to N crop-sized tiles of each image, on the centre crop's phase (offsets a multiple of "
-                        "--tile-grid from it), to train (each tile a sample; an epoch still counts images) and to score "
-                        "(the mean of the tiles' scores); 0 = every tile (an image under two crops a side gives its "
-                        "centre crop alone), 1 = the centre crop only (the paper)",
-                     ("--tiles",), 0, 4096)
-    tile_grid: int = opt(16, "tiles keep their offsets a multiple of this from the centre crop (a generator's trace "
-                             "whose period divides it keeps its phase)", ("--tile-grid",), 1, 4096)
+    train_precision: str = opt("fp32", "arithmetic of the U-Net's training steps", ("--train-precision",),
+                               choices=("fp32", "bf16"))
+    extractor_precision: str = opt("folded", "arithmetic of the residual extractor", ("--extractor-precision",),
+                                   choices=("fp32", "folded"))
+    reencode: str = opt("", "re-encode every image of both classes first (eval repeats it)", ("--reencode",),
+                        metavar="jpeg:Q|png")
+    calibrate: str = opt("none", "cv: also out-of-fold centres (trains --folds more fingerprints)", ("--calibrate",),
+                         choices=("none", "cv"))
+    folds: int = opt(5, "folds of --calibrate cv", ("--folds",), 2, 1000, metavar="K")
+    max_shift: int = opt(8, "search range of the shift-tolerant score", ("--max-shift",), 0, 4096, metavar="PX")
+    tiles: int = opt(0, "tiles per image to train on and score (0 = all, 1 = centre crop)", ("--tiles",), 0, 4096,
+                     metavar="N")
+    tile_grid: int = opt(16, "tile offsets are multiples of PX from the centre crop", ("--tile-grid",), 1, 4096,
+                         metavar="PX")
 
     def validate(self) -> "DIFConfig":
         """Raise DIFError for values that cannot work (types, finiteness, ranges, the crop grid)."""
@@ -223,24 +206,18 @@ class DIFConfig:
     def save(self, folder: str | Path, method: str = "dif", extra: Optional[dict] = None) -> Path:
         """config.json: every field, the method's name, and ``extra`` records (read back by nobody
         but the user: unknown keys are ignored when loading)."""
-        return write_text_atomic(Path(folder) / CONFIG_NAME, json.dumps(dict(asdict(self), method=method, **(extra or {})),
-                                                                       indent=2, sort_keys=True) + "\n")
+        record = dict(asdict(self), method=method, config_version=CONFIG_VERSION, **(extra or {}))
+        return write_text_atomic(Path(folder) / CONFIG_NAME, json.dumps(record, indent=2, sort_keys=True) + "\n")
 
     @classmethod
     def from_dict(cls, d: Any, where: str = "config") -> "DIFConfig":
-        """A checked config from a dict read from disk (unknown keys ignored, wrong types refused)."""
+        """A checked config from a dict read from disk (migrated to ``CONFIG_VERSION``, unknown keys
+        ignored, wrong types refused)."""
         if not isinstance(d, dict):
             raise DIFError(f"{where}: expected a JSON object, got {type(d).__name__}")
+        d = migrate_config(d, where)
         names = {f.name for f in dataclasses.fields(cls)}
-        values = {k: v for k, v in d.items() if k in names}
-        values.setdefault("tiles", 1)  # saved before tiles existed: trained on the centre crop, so scored on it
-        # saved before the kinds could be chosen: these five, written out so a later default cannot change them
-        values.setdefault("augment_kinds", "jpeg,resize,blur,shift,rotate")
-        values.setdefault("clean_first", 0.0)  # saved before the clean warm-up: copies from the first epoch
-        values.setdefault("loss", "paper")  # saved before the ranking loss: trained with the paper's
-        values.setdefault("ema_start", "first")  # saved before the zero start: the first output started the average
-        values.setdefault("residual_precision", "fp32")  # saved before folded training residuals: trained on fp32's
-        cfg = cls(**values)
+        cfg = cls(**{k: v for k, v in d.items() if k in names})
         validate_fields(cfg, where=f"{where}: ")
         return cfg
 
@@ -248,6 +225,31 @@ class DIFConfig:
     def load(cls, folder: str | Path) -> "DIFConfig":
         path = Path(folder) / CONFIG_NAME
         return cls.from_dict(read_json(path), where=shown(path))
+
+
+def migrate_config(d: dict, where: str = "config") -> dict:
+    """A config.json dict brought to ``CONFIG_VERSION``.
+
+    Version 1 (no ``config_version`` key) is every config written before the version was
+    recorded. Its missing keys take the values that were in force when it was written, not
+    today's defaults, so that it trains and scores as it did: the centre crop alone (``tiles`` 1),
+    the five copy kinds of the time, the paper's loss, the unfolded extractor. Its
+    ``residual_precision`` is now ``extractor_precision``; ``ema_start`` and ``clean_first``
+    shaped training only and are dropped (docs/findings.md).
+    """
+    version = d.get("config_version", 1)
+    if not isinstance(version, int) or isinstance(version, bool) or not 1 <= version <= CONFIG_VERSION:
+        raise DIFError(f"{where}: config_version {version!r} is not one this version reads (1 to {CONFIG_VERSION})")
+    d = dict(d)
+    if version == 1:
+        d.setdefault("tiles", 1)
+        d.setdefault("augment_kinds", "jpeg,resize,blur,shift,rotate")
+        d.setdefault("loss", "paper")
+        d["extractor_precision"] = d.pop("residual_precision", "fp32")
+        for gone in ("ema_start", "clean_first"):
+            d.pop(gone, None)
+    d["config_version"] = CONFIG_VERSION
+    return d
 
 
 def read_json(path: str | Path) -> Any:
@@ -281,7 +283,6 @@ def config_from_authors(h: dict[str, Any], where: str = "train_hypers.pt") -> DI
         margin=get("Margin", 0.01, float), in_channels=get("Inp. Channel", 16, int),
         out_channels=get("Out. Channel", 3, int), width=get("Arch.", 32, int), depth=get("Depth", 4, int),
         noise_std=get("Noise STD", 0.03, float), extractor="unknown (authors' DnCNN)", tiles=1, loss="paper",
-        ema_start="first",
     )
     validate_fields(cfg, where=f"{where}: ")
     return cfg

@@ -296,7 +296,7 @@ def _card(path: Path, cfg: DnCNNTrainConfig, sources: list[str], n_photos: int, 
     rows = "\n".join(f"| {s} | {q['noisy']:.2f} dB | {q['denoised']:.2f} dB |" for s, q in quality.items())
     return f"""# DnCNN residual extractor: model card
 
-- file: `{path.name}` (load with `dif.extractors.load_dncnn`, or `--denoiser dncnn:{path}`)
+- file: `{path.name}` (load with `dif.extractors.load_dncnn`, or `--extractor dncnn:{path}`)
 - made by: `python -m dif.dncnn_train {command}`
 - layout: {cfg.layers} layers, {cfg.features} features, 3 channels, no bias, BatchNorm, residual output
 - training data ({n_photos} photos): {', '.join(sources)}
@@ -318,7 +318,7 @@ def _card(path: Path, cfg: DnCNNTrainConfig, sources: list[str], n_photos: int, 
 |---|---|---|
 {rows}
 
-Judge this extractor by detection (`benchmarks/official_fingerprints.py`), not by PSNR alone.
+Judge this extractor by detection (`python benchmarks/lineage.py released`), not by PSNR alone.
 
 ```json
 {json.dumps(asdict(cfg), indent=1)}

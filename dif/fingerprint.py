@@ -95,22 +95,20 @@ def booster_loss(corr_fake_mean: torch.Tensor, corr_real_mean: torch.Tensor, mar
     return F.relu(margin - (corr_fake_mean - corr_real_mean).abs()) / margin
 
 
-def ema_update(ema: Optional[torch.Tensor], value: torch.Tensor, decay: float = 0.99,
-               start: str = "zero") -> torch.Tensor:
-    """One step of an exponential moving average. ``zero``: the average starts at zero, so after t
-    steps value k weighs (1 - decay) decay^(t-k) (divide by ``ema_norm`` for the bias-corrected
-    average; a correlation does not need it). ``first``: the first value starts the average and
-    keeps decay^(t-1) of the weight, which after a short training is mostly the untrained U-Net's
-    output (37% after 100 steps at 0.99; 96% after the 5 steps of a fold of ``auto``)."""
+def ema_update(ema: Optional[torch.Tensor], value: torch.Tensor, decay: float = 0.99) -> torch.Tensor:
+    """One step of an exponential moving average started at zero: after t steps value k weighs
+    (1 - decay) decay^(t-k). Divide by ``ema_norm`` for the bias-corrected average. Starting at
+    the first value instead would leave the untrained U-Net's output decay^(t-1) of the weight,
+    most of a short training's fingerprint (docs/findings.md)."""
     value = value.detach()
     if ema is None:
-        return value * (1.0 - decay) if start == "zero" else value.clone()
+        return value * (1.0 - decay)
     return ema * decay + value * (1.0 - decay)
 
 
-def ema_norm(steps: int, decay: float, start: str = "zero") -> float:
+def ema_norm(steps: int, decay: float) -> float:
     """What divides a zero-started average after ``steps`` steps to make its weights sum to 1."""
-    return 1.0 - decay ** steps if start == "zero" else 1.0
+    return 1.0 - decay ** steps
 
 
 def centres(train_real: list[float], train_fake: list[float], last: int = 20) -> tuple[float, float]:
@@ -136,17 +134,6 @@ def epoch_steps(n_residuals: int, per_image: float, batch_size: int) -> Optional
     if per_image <= 1:
         return None
     return max(1, math.ceil(n_residuals / per_image / batch_size))
-
-
-def warmup_epochs(cfg: DIFConfig, clean: Optional[torch.Tensor | np.ndarray]) -> int:
-    """Epochs on the clean residuals alone (``cfg.clean_first`` of ``cfg.epochs``, rounded): 0 when
-    there are no perturbed copies to hold back or no clean residual (or fewer than 2) to train on."""
-    if clean is None:
-        return 0
-    mask = np.asarray(clean, dtype=bool)
-    if mask.all() or mask.sum() < 2:
-        return 0
-    return int(round(cfg.clean_first * cfg.epochs))
 
 
 def fixed_noise(cfg: DIFConfig, height: int, width: int, generator: torch.Generator) -> torch.Tensor:
@@ -186,7 +173,6 @@ def train_fingerprint(
     on_epoch_end: Optional[Callable[[TrainState], None]] = None,
     progress: bool = False,
     steps_per_epoch: Optional[int] = None,
-    clean: Optional[torch.Tensor | np.ndarray] = None,
 ) -> TrainState:
     """Train a DIF fingerprint on cached residuals (N x 3 x H x W) with labels (0 real, 1 fake).
 
@@ -195,8 +181,6 @@ def train_fingerprint(
     ``on_epoch_end(state)`` is called after each epoch (checkpointing lives with the caller).
     ``steps_per_epoch`` caps an epoch's batches (tiles: an epoch counts images, not tiles, so
     that more tiles mean more varied batches at the same cost, not more steps).
-    ``clean`` marks the residuals of un-perturbed images: the first ``cfg.clean_first`` of the
-    epochs draw their batches from those alone (``warmup_epochs``), the rest from all.
     """
     from tqdm.auto import tqdm
 
@@ -216,17 +200,12 @@ def train_fingerprint(
     state = TrainState()
     ema = None
 
-    warm = warmup_epochs(cfg, clean)
     pair_loss = LOSSES[cfg.loss]
     low = cfg.train_precision == "bf16"
-    clean_idx = torch.from_numpy(np.flatnonzero(np.asarray(clean))) if warm else None
 
     bar = tqdm(range(1, cfg.epochs + 1), desc="Training DIF", disable=not progress, dynamic_ncols=True)
     for epoch in bar:
-        if epoch <= warm:
-            batches = [clean_idx[b] for b in make_batches(len(clean_idx), cfg.batch_size, gen)]
-        else:
-            batches = make_batches(len(residuals), cfg.batch_size, gen)
+        batches = make_batches(len(residuals), cfg.batch_size, gen)
         for idx in batches[:steps_per_epoch] if steps_per_epoch else batches:
             r = res_dev[idx.to(device)]
             y = lab_dev[idx.to(device)]
@@ -248,7 +227,7 @@ def train_fingerprint(
             loss.backward()
             opt.step()
 
-            ema = ema_update(ema, out, cfg.ema, cfg.ema_start)
+            ema = ema_update(ema, out, cfg.ema)
             with torch.no_grad():
                 c = pearson(ema, r)
             state.loss.append(float(loss.detach()))
@@ -257,7 +236,7 @@ def train_fingerprint(
         if not (torch.isfinite(ema).all() and math.isfinite(state.loss[-1])):
             raise DIFError(f"training diverged at epoch {epoch} (NaN or infinite loss or fingerprint; nothing saved "
                            f"for it): try a smaller --lr")
-        state.fingerprint = (ema / ema_norm(len(state.loss), cfg.ema, cfg.ema_start)).detach().cpu()  # one loss per step
+        state.fingerprint = (ema / ema_norm(len(state.loss), cfg.ema)).detach().cpu()  # one loss per step
         state.epoch = epoch
         k = 10
         if progress:  # a batch of one class records NaN for the other: mean over the recorded ones only

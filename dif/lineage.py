@@ -255,7 +255,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     d.add_argument("--perturb", default=None, help="a perturbation applied to every model's images alike (e.g. "
                                                    "jpeg90), to measure the decision under it")
     d.add_argument("--json", type=Path, default=None, help="write the decision here as JSON")
-    add_common_arguments(d, workers=True, batch=32)
+    add_common_arguments(d, workers=True, eval_batch=32)
     args = p.parse_args(argv)
     setup_logging()
     if not 0 < args.alpha < 1:

@@ -7,7 +7,7 @@
 0. demo_fingerprint.png, demo_fingerprint_fft.png: the README's quick start, its three commands
    with their defaults (``python -m dif.demo``, ``train_dif.py``, ``eval_dif.py``); and
    demo_fingerprint_clean.png, demo_fingerprint_fft_clean.png: the same with ``train_dif.py
-   --augment 0 --denoiser wavelet-dwt``.
+   --augment 0 --extractor wavelet-dwt``.
 1. gray_experiment.png: ``blank_experiment.py`` at the paper's defaults (128x128, 1000 steps).
 2. crn_fingerprint.png, crn_fingerprint_fft.png, crn_training.png: ``train_dif.py`` on the 20 + 20
    CNNDetection CRN images (needs the shared data).
@@ -17,11 +17,9 @@
 5. cross_accuracy.png, similarity.png: ``eval_dif.py --cross`` of fingerprints trained on 10 + 10
    images of each CNNDetection generator, against all 20 + 20 images of every generator.
 
-The fingerprints of 2-5 use the stationary wavelet residual (``--denoiser wavelet``, the default when
-the figures and the docs' numbers about them were made), the paper's loss (``--loss paper``, the
-default then) and the moving average started at the first output (``--ema-start first``, the
-default then); ``--denoiser dncnn`` redoes them with the DnCNN. The quick start's figures (0) use
-today's defaults.
+The fingerprints of 2-5 use the stationary wavelet residual (``--extractor wavelet``, fixed so that
+every fingerprint of a figure shares one extractor) and the other defaults of ``train_dif.py``;
+``--extractor dncnn`` redoes them with the DnCNN. The quick start's figures (0) use every default.
 """
 from __future__ import annotations
 
@@ -50,7 +48,7 @@ def main(argv=None) -> int:
     p.add_argument("--shared", type=Path, default=ROOT.parent / "shared" / "data")
     p.add_argument("--quick", action="store_true", help="fewer steps (for a smoke test, not for the docs)")
     p.add_argument("--skip-gray", action="store_true", help="keep the existing gray_experiment.png")
-    p.add_argument("--denoiser", default="wavelet", help="residual extractor of the fingerprints (default: wavelet)")
+    p.add_argument("--extractor", default="wavelet", help="residual extractor of the fingerprints (default: wavelet)")
     p.add_argument("--demo-only", action="store_true", help="only the quick start's figures (no shared data needed)")
     args = p.parse_args(argv)
     if args.demo_only:
@@ -65,7 +63,7 @@ def main(argv=None) -> int:
     for sub in ("cnndetection/crn", "cnndetection/san", "dif_official/checks"):
         if not (args.shared / sub).is_dir():
             raise DIFError(f"{args.shared / sub} not found (give --shared ../shared/data)")
-    build_extractor(args.denoiser)
+    build_extractor(args.extractor)
 
     def run(script: str, argv: list[str]) -> None:
         if run_main(_script(script).main, argv) != 0:  # the script has printed its one-line error
@@ -80,8 +78,7 @@ def main(argv=None) -> int:
 
         crn = args.shared / "cnndetection" / "crn"
         chk = tmp / "crn"
-        train = [str(crn), str(chk), "--quiet", "--denoiser", args.denoiser, "--loss", "paper",
-                 "--ema-start", "first"] + (["--epochs", "5"] if args.quick else [])
+        train = [str(crn), str(chk), "--quiet", "--extractor", args.extractor] + (["--epochs", "5"] if args.quick else [])
         run("train_dif", train)
         for name in ("fingerprint.png", "fingerprint_fft.png", "training.png"):
             shutil.copy(chk / name, HERE / f"crn_{name}")
@@ -93,8 +90,8 @@ def main(argv=None) -> int:
 
         gens = args.shared / "cnndetection"
         for g in sorted(d.name for d in gens.iterdir() if d.is_dir()):
-            train = [str(gens / g), str(tmp / "fps" / g), "--train-size", "10", "--quiet", "--denoiser", args.denoiser,
-                     "--loss", "paper", "--ema-start", "first"]
+            train = [str(gens / g), str(tmp / "fps" / g), "--train-size", "10", "--quiet", "--extractor",
+                     args.extractor]
             run("train_dif", train + (["--epochs", "5"] if args.quick else []))
         run("eval_dif", [str(tmp / "fps"), str(gens), "--cross", "--plots", str(tmp / "cross"), "--quiet"])
         for name in ("cross_accuracy.png", "similarity.png"):
@@ -119,7 +116,7 @@ def demo_figures() -> int:
         tmp = Path(tmp)
         train, evaluate = _script("train_dif").main, _script("eval_dif").main
         steps = [(demo_main, [str(tmp / "demo"), "--quiet"])]
-        for name, extra in (("check", []), ("clean", ["--augment", "0", "--denoiser", "wavelet-dwt"])):
+        for name, extra in (("check", []), ("clean", ["--augment", "0", "--extractor", "wavelet-dwt"])):
             steps += [(train, [str(tmp / "demo" / "train"), str(tmp / name), "--quiet", *extra]),
                       (evaluate, [str(tmp / name), str(tmp / "demo" / "test"), "--quiet"])]
         import time

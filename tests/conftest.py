@@ -1,7 +1,7 @@
 """Shared fixtures: tiny synthetic real/fake data sets and the path to ../shared/data."""
 from __future__ import annotations
 
-import importlib.util
+import importlib
 import os
 from pathlib import Path
 
@@ -64,11 +64,8 @@ def shared_data() -> Path:
 
 
 def load_script(name: str):
-    """Import one of the top-level scripts (train_dif, eval_dif, blank_experiment) as a module."""
-    spec = importlib.util.spec_from_file_location(name, ROOT / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    """One of the top-level scripts (train_dif, eval_dif, blank_experiment), installed as modules."""
+    return importlib.import_module(name)
 
 
 @pytest.fixture(scope="session")

@@ -87,3 +87,33 @@ def test_official_hypers_load_safely(shared_data):
     assert h["Device"] == "cuda" and h["Crop Size"] == (256, 256) and h["Margin"] == 0.01
     cfg = load_config(shared_data / "dif_official" / "checks" / "sd14")
     assert (cfg.crop, cfg.width, cfg.depth, cfg.in_channels, cfg.batch_size) == (256, 32, 4, 16, 64)
+
+
+def test_a_version_1_fingerprint_scores_exactly_as_it_did(tmp_path, scripts):
+    """tests/data/v1_check: a fingerprint whose config.json predates the config version (and most of
+    today's keys: no tiles, loss, augment_kinds, residual_precision), with the scores the code of its
+    time gave it (expected_scores.json says how both were made). Read through the migration it scores
+    the same images identically: the same correlations to the printed digit, the same verdicts, the
+    same threshold, on the centre crop alone as then (tiles 1)."""
+    import csv
+    import json
+    import shutil
+
+    from conftest import ROOT, make_dataset
+    from dif.cli import run_main
+
+    src = ROOT / "tests" / "data" / "v1_check"
+    check = tmp_path / "check"
+    shutil.copytree(src, check, ignore=shutil.ignore_patterns("expected_scores.json"))
+    expected = json.loads((src / "expected_scores.json").read_text())
+    data = make_dataset(tmp_path / "data", n=4, size=80, seed=5)
+    for score, extra in (("corr", []), ("shift", ["--centres", "cv"])):
+        out, js = tmp_path / f"{score}.csv", tmp_path / f"{score}.json"
+        assert run_main(scripts.eval.main, [str(check), str(data), "--csv", str(out), "--json", str(js), "--quiet",
+                                            "--score", score, *extra]) == 0
+        with open(out, newline="") as f:
+            got = {r["path"].split("/")[-1]: [r["correlation"], r["prediction"]] for r in csv.DictReader(f)}
+        want = expected[score]
+        assert got == want["scores"]
+        metrics = json.loads(js.read_text())
+        assert metrics["threshold"] == want["threshold"] and metrics["tiles"] == want["tiles"] == 1

@@ -26,7 +26,7 @@ def one_line_error(capsys):
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory, tiny_data, scripts):
     out = tmp_path_factory.mktemp("chk") / "check"
-    assert run_main(scripts.train.main, [str(tiny_data), str(out), *TRAIN, "--denoiser", "highpass"]) == 0
+    assert run_main(scripts.train.main, [str(tiny_data), str(out), *TRAIN, "--extractor", "highpass"]) == 0
     return out
 
 
@@ -44,7 +44,7 @@ def test_train_writes_everything(trained):
 def test_options_are_honoured(tmp_path, tiny_data, scripts):
     out = tmp_path / "c"
     args = [str(tiny_data), str(out), "--e", "3", "--lr", "1e-3", "--bs", "4", "--tr", "4", "--cs", "32",
-            "--a", "0.5", "--boost", "--seed", "7", "--f", "3", "--device", "cpu", "--denoiser", "highpass:2", "--quiet",
+            "--a", "0.5", "--boost", "--seed", "7", "--f", "3", "--device", "cpu", "--extractor", "highpass:2", "--quiet",
             "--augment", "0"]
     assert run_main(scripts.train.main, args) == 0
     cfg = json.loads((out / "config.json").read_text())
@@ -61,7 +61,7 @@ def test_options_are_honoured(tmp_path, tiny_data, scripts):
 def test_same_seed_same_fingerprint(tmp_path, tiny_data, scripts):
     fps = []
     for name in ("a", "b"):
-        assert run_main(scripts.train.main, [str(tiny_data), str(tmp_path / name), *TRAIN, "--denoiser", "highpass"]) == 0
+        assert run_main(scripts.train.main, [str(tiny_data), str(tmp_path / name), *TRAIN, "--extractor", "highpass"]) == 0
         fps.append(torch.load(tmp_path / name / "chk_4.pt", weights_only=True)["Fingerprint"])
     assert torch.equal(fps[0], fps[1])
 
@@ -113,7 +113,7 @@ def test_eval_detects_the_pattern_after_real_training(tmp_path, scripts, capsys)
     test = make_dataset(tmp_path / "t", n=10, size=64, seed=2)
     out = tmp_path / "c"
     args = [str(data), str(out), "--epochs", "30", "--crop", "64", "--batch", "20", "--lr", "2e-3", "--quiet",
-            "--denoiser", "highpass", "--augment", "0"]
+            "--extractor", "highpass", "--augment", "0"]
     assert run_main(scripts.train.main, args) == 0
     j = tmp_path / "m.json"
     assert run_main(scripts.eval.main, [str(out), str(test), "--json", str(j), "--quiet"]) == 0
@@ -149,7 +149,7 @@ def _bad_train_cases(tmp_path, tiny_data):
         ([str(tiny_data), str(tmp_path / "o6"), "--crop", "60"], "multiple of 16"),
         ([str(tiny_data), str(tmp_path / "o7"), "--batch", "1"], "--batch"),
         ([str(tiny_data), str(tmp_path / "o8"), "--epochs", "0"], "epochs"),
-        ([str(tiny_data), str(tmp_path / "o9"), "--denoiser", "magic"], "unknown denoiser"),
+        ([str(tiny_data), str(tmp_path / "o9"), "--extractor", "magic"], "unknown denoiser"),
         ([str(tiny_data), str(a_file)], "not a folder"),
     ]
 
@@ -167,7 +167,7 @@ def test_train_refuses_to_mix_with_an_earlier_run(trained, tiny_data, scripts, c
     assert run_main(scripts.train.main, [str(tiny_data), str(copy), *TRAIN]) == 2
     assert "--overwrite" in one_line_error(capsys)
     args = [str(tiny_data), str(copy), "--epochs", "4", "--crop", "64", "--batch", "8", "--augment", "0",
-            "--checkpoint-every", "3", "--quiet", "--overwrite", "--denoiser", "highpass"]
+            "--checkpoint-every", "3", "--quiet", "--overwrite", "--extractor", "highpass"]
     assert run_main(scripts.train.main, args) == 0
     assert sorted(p for p in os.listdir(copy) if p.startswith("chk_")) == ["chk_3.pt", "chk_4.pt"]
 
@@ -237,7 +237,7 @@ def test_blank_experiment_small(tmp_path, scripts, capsys):
 def test_official_sd14_fingerprint_evaluates(shared_data, scripts, tmp_path, capsys):
     j = tmp_path / "sd14.json"
     args = [str(shared_data / "dif_official" / "checks" / "sd14"), str(shared_data / "dif_official" / "samples" / "sd14"),
-            "0", "--json", str(j), "--quiet", "--denoiser", "wavelet-dwt"]
+            "0", "--json", str(j), "--quiet", "--extractor", "wavelet-dwt"]
     assert run_main(scripts.eval.main, args) == 0
     out = capsys.readouterr().out
     assert "Real Acc." in out
@@ -305,7 +305,7 @@ def test_perturbation_suite_table_csv_and_plot(trained, tiny_data, scripts, tmp_
 
 def test_augment_and_reencode_are_recorded_and_applied(tmp_path, tiny_data, scripts, capsys):
     out = tmp_path / "c"
-    args = [str(tiny_data), str(out), *TRAIN[:-3], "--denoiser", "highpass", "--reencode", "jpeg:80", "--quiet"]  # default augment
+    args = [str(tiny_data), str(out), *TRAIN[:-3], "--extractor", "highpass", "--reencode", "jpeg:80", "--quiet"]  # default augment
     assert run_main(scripts.train.main, args) == 0
     cfg = json.loads((out / "config.json").read_text())
     assert cfg["augment"] == 2 and cfg["reencode"] == "jpeg:80"
@@ -323,7 +323,7 @@ def test_cross_detection_cli(tmp_path, scripts, capsys):
         make_dataset(root / g, n=4, size=64, seed=10 + i)
     fps = tmp_path / "fps"
     for g in ("gan_a", "gan_b"):
-        assert run_main(scripts.train.main, [str(root / g), str(fps / g), *TRAIN, "--denoiser", "highpass"]) == 0
+        assert run_main(scripts.train.main, [str(root / g), str(fps / g), *TRAIN, "--extractor", "highpass"]) == 0
     j, c, p = tmp_path / "x.json", tmp_path / "x.csv", tmp_path / "plots"
     rc = run_main(scripts.eval.main, [str(fps), str(root), "--cross", "--json", str(j), "--csv", str(c),
                                       "--plots", str(p), "--perturb", "jpeg90", "--quiet"])
@@ -339,49 +339,39 @@ def test_cross_detection_cli(tmp_path, scripts, capsys):
 
 
 def test_eval_refuses_to_mix_extractors_unless_told(trained, tiny_data, scripts, capsys):
-    assert run_main(scripts.eval.main, [str(trained), str(tiny_data), "--quiet", "--denoiser", "wavelet"]) == 2
+    assert run_main(scripts.eval.main, [str(trained), str(tiny_data), "--quiet", "--extractor", "wavelet"]) == 2
     line = one_line_error(capsys)
     assert "mixes residual extractors" in line and "--allow-mixed-extractor" in line
-    assert run_main(scripts.eval.main, [str(trained), str(tiny_data), "--quiet", "--denoiser", "wavelet",
+    assert run_main(scripts.eval.main, [str(trained), str(tiny_data), "--quiet", "--extractor", "wavelet",
                                         "--allow-mixed-extractor"]) == 0
     assert "scoring with wavelet" in capsys.readouterr().err
     # the same extractor spelled differently is not a mix
-    assert run_main(scripts.eval.main, [str(trained), str(tiny_data), "--quiet", "--denoiser", "highpass:1.0"]) == 0
+    assert run_main(scripts.eval.main, [str(trained), str(tiny_data), "--quiet", "--extractor", "highpass:1.0"]) == 0
     assert "WARNING" not in capsys.readouterr().err
 
 
-def test_denoiser_auto_chooses_out_of_fold_and_records_it(tiny_data, tmp_path, capsys):
-    """auto, train_dif.py's default, trains fold fingerprints (2 folds unless auto:K, not --folds);
-    auto:meandiff scores every candidate by the leave-one-out mean difference (no training), ties to
-    the larger separation. Both record every candidate in config.json,
-    and the saved fingerprint evaluates with the extractor chosen; a class with fewer images than
-    folds keeps the fixed default, with a note; a bad auto:K is one line, exit 2."""
+def test_extractor_auto_chooses_out_of_fold_and_records_it(tiny_data, tmp_path, capsys):
+    """auto, train_dif.py's default, trains fold fingerprints (2 folds unless auto:K, not --folds)
+    and records every candidate in config.json; the saved fingerprint evaluates with the extractor
+    chosen; a class with fewer images than folds keeps the fixed default, with a note; a bad auto
+    spec is one line, exit 2."""
     import json
     import shutil
 
     import eval_dif
     import train_dif
-    from dif.choose import AUTO_CRITERION, AUTO_FOLD_EPOCHS, AUTO_FOLDS, CANDIDATES, _leader
+    from dif.choose import AUTO_FOLD_EPOCHS, AUTO_FOLDS, CANDIDATES
     from dif.cli import run_main
     from dif.extractors import DEFAULT_EXTRACTOR
 
-    assert AUTO_FOLDS == 2 and AUTO_FOLD_EPOCHS == 5 and AUTO_CRITERION == "folds"
-    md = tmp_path / "md"
-    assert run_main(train_dif.main, [str(tiny_data), str(md), "--denoiser", "auto:meandiff", "--epochs", "3",
-                                     "--crop", "32", "--batch", "8", "--augment", "0", "--quiet"]) == 0
-    assert "mean-difference fingerprint" in capsys.readouterr().out
-    cfg = json.loads((md / "config.json").read_text())
-    choice = cfg["extractor_choice"]
-    assert choice["criterion"] == "meandiff" and "folds" not in choice and "skipped" not in choice
-    assert [c["extractor"].split(":")[0] for c in choice["candidates"]] == list(CANDIDATES)  # every one scored
-    assert cfg["extractor"] == choice["chosen"] == _leader(choice["candidates"])["extractor"]
+    assert AUTO_FOLDS == 2 and AUTO_FOLD_EPOCHS == 5
     out = tmp_path / "auto"
-    assert run_main(train_dif.main, [str(tiny_data), str(out), "--folds", "4", "--epochs", "3",  # no --denoiser
+    assert run_main(train_dif.main, [str(tiny_data), str(out), "--folds", "4", "--epochs", "3",  # no --extractor
                                      "--crop", "32", "--batch", "8", "--augment", "0", "--quiet"]) == 0
-    assert "--denoiser auto chose" in capsys.readouterr().out
+    assert "--extractor auto chose" in capsys.readouterr().out
     cfg = json.loads((out / "config.json").read_text())
     choice = cfg["extractor_choice"]
-    assert choice["criterion"] == "folds" and choice["folds"] == 2  # --folds sizes --calibrate cv only
+    assert choice["folds"] == 2  # --folds sizes --calibrate cv only
     assert choice["fold_epochs"] == 3  # AUTO_FOLD_EPOCHS 5, capped at the fingerprint's --epochs
     names = [c["extractor"].split(":")[0] for c in choice["candidates"]]
     skipped = choice.get("skipped", [])
@@ -397,7 +387,7 @@ def test_denoiser_auto_chooses_out_of_fold_and_records_it(tiny_data, tmp_path, c
     assert run_main(eval_dif.main, [str(out), str(tiny_data), "--json", str(tmp_path / "m.json"), "--quiet"]) == 0
     assert json.loads((tmp_path / "m.json").read_text())
     three = tmp_path / "auto3"
-    assert run_main(train_dif.main, [str(tiny_data), str(three), "--denoiser", "auto:3:1", "--epochs", "2",
+    assert run_main(train_dif.main, [str(tiny_data), str(three), "--extractor", "auto:3:1", "--epochs", "2",
                                      "--crop", "32", "--batch", "8", "--augment", "0", "--quiet"]) == 0
     choice = json.loads((three / "config.json").read_text())["extractor_choice"]
     assert (choice["folds"], choice["fold_epochs"]) == (3, 1)
@@ -412,8 +402,8 @@ def test_denoiser_auto_chooses_out_of_fold_and_records_it(tiny_data, tmp_path, c
     assert "nothing to score out of fold" in capsys.readouterr().out
     cfg = json.loads((tmp_path / "fb" / "config.json").read_text())
     assert cfg["extractor"].split(":")[0] == DEFAULT_EXTRACTOR and "fallback" in cfg["extractor_choice"]
-    for bad in ("auto:1", "auto:x", "auto:2:-1", "auto:2:x", "auto:2:3:4", "auto:meandiff:2"):
-        assert run_main(train_dif.main, [str(tiny_data), str(tmp_path / "bad"), "--denoiser", bad, "--quiet"]) == 2
+    for bad in ("auto:1", "auto:x", "auto:2:-1", "auto:2:x", "auto:2:3:4", "auto:meandiff"):
+        assert run_main(train_dif.main, [str(tiny_data), str(tmp_path / "bad"), "--extractor", bad, "--quiet"]) == 2
         assert "auto" in one_line_error(capsys)
     assert not (tmp_path / "bad").exists()
 
@@ -463,15 +453,15 @@ def test_auto_stops_when_no_candidate_can_win_and_keeps_the_tie_band(tiny_data, 
 
 
 def test_denoiser_ensemble_averages_scaled_member_scores(tiny_data, tmp_path, scripts, capsys):
-    """--denoiser ensemble:A,B trains one ordinary fingerprint per extractor; an image's score is the
+    """--extractor ensemble:A,B trains one ordinary fingerprint per extractor; an image's score is the
     mean of each member's (oriented score - threshold) / |centre gap| (checked against the members
-    loaded on their own), threshold 0; it detects the tiny set; bad specs and --denoiser at
+    loaded on their own), threshold 0; it detects the tiny set; bad specs and --extractor at
     evaluation answer one line, exit 2."""
     from dif.data import find_labelled, load_image
     from dif.methods import load_method
 
     out = tmp_path / "ens"
-    assert run_main(scripts.train.main, [str(tiny_data), str(out), "--denoiser", "ensemble:highpass,wavelet-dwt",
+    assert run_main(scripts.train.main, [str(tiny_data), str(out), "--extractor", "ensemble:highpass,wavelet-dwt",
                                          "--epochs", "10", "--crop", "32", "--batch", "8", "--augment", "0",
                                          "--quiet"]) == 0
     assert "highpass" in capsys.readouterr().out
@@ -480,9 +470,9 @@ def test_denoiser_ensemble_averages_scaled_member_scores(tiny_data, tmp_path, sc
     ens = load_method(out)
     members = [load_method(out / n) for n in cfg["members"]]  # each member is a plain DIF folder
     assert [m.name for m in members] == ["dif", "dif"] and ens.threshold == 0.0
-    # a member is the fingerprint that --denoiser highpass alone makes with the same flags
+    # a member is the fingerprint that --extractor highpass alone makes with the same flags
     alone = tmp_path / "alone"
-    assert run_main(scripts.train.main, [str(tiny_data), str(alone), "--denoiser", "highpass", "--epochs", "10",
+    assert run_main(scripts.train.main, [str(tiny_data), str(alone), "--extractor", "highpass", "--epochs", "10",
                                          "--crop", "32", "--batch", "8", "--augment", "0", "--quiet"]) == 0
     torch.testing.assert_close(load_method(alone).state.fingerprint, members[0].state.fingerprint, rtol=0, atol=0)
     data = find_labelled(tiny_data)
@@ -501,7 +491,7 @@ def test_denoiser_ensemble_averages_scaled_member_scores(tiny_data, tmp_path, sc
     assert m["auc"] == pytest.approx(roc_auc_score(data.labels, got))
     capsys.readouterr()
     for bad in ("ensemble:highpass", "ensemble:highpass,auto", "ensemble:highpass,highpass"):
-        assert run_main(scripts.train.main, [str(tiny_data), str(tmp_path / "bad"), "--denoiser", bad, "--quiet"]) == 2
+        assert run_main(scripts.train.main, [str(tiny_data), str(tmp_path / "bad"), "--extractor", bad, "--quiet"]) == 2
         assert "ensemble" in one_line_error(capsys)
-    assert run_main(scripts.eval.main, [str(out), str(tiny_data), "--denoiser", "wavelet", "--quiet"]) == 2
-    assert "drop --denoiser" in one_line_error(capsys)
+    assert run_main(scripts.eval.main, [str(out), str(tiny_data), "--extractor", "wavelet", "--quiet"]) == 2
+    assert "drop --extractor" in one_line_error(capsys)

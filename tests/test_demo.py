@@ -54,8 +54,8 @@ def test_the_demo_set_is_labelled_split_and_seeded(demo, tmp_path):
 def test_train_and_eval_on_the_demo(demo, tmp_path, scripts, capsys):
     check = tmp_path / "check"
     assert run_main(scripts.train.main, [str(demo / "train"), str(check), "--crop", "64", "--epochs", "3",
-                                         "--quiet"]) == 0  # otherwise the defaults: --denoiser auto, --augment 2
-    assert "--denoiser auto chose" in capsys.readouterr().out
+                                         "--quiet"]) == 0  # otherwise the defaults: --extractor auto, --augment 2
+    assert "--extractor auto chose" in capsys.readouterr().out
     js = tmp_path / "m.json"
     assert run_main(scripts.eval.main, [str(check), str(demo / "test"), "--json", str(js), "--plots",
                                         str(check / "plots"), "--quiet"]) == 0

@@ -229,7 +229,7 @@ def test_delta_start_trains_a_deep_dncnn_off_the_plateau():
 
 
 def test_shipped_dncnn_weights(shared_data):
-    """The DnCNN in checks/denoiser/: safe to load, the authors' layout, a mean residual at 256,
+    """The DnCNN in dif/weights/: safe to load, the authors' layout, a mean residual at 256,
     deterministic float32 residuals, and it really denoises a held-out LIVE1 photo."""
     import numpy as np
     import dif.extractors as d
@@ -269,7 +269,7 @@ def test_channels_last_extractor_matches_the_plain_network():
 
 
 def test_bf16_precision_folds_batchnorm_and_stays_close_to_fp32(tiny_data, tmp_path, scripts, capsys):
-    """--precision folded: BatchNorm folded into the convolutions, fp32, the reference up to
+    """--extractor-precision folded: BatchNorm folded into the convolutions, fp32, the reference up to
     rounding; bf16: the same in bfloat16, within a few percent of fp32; recorded in the JSON."""
     import json
 
@@ -300,23 +300,23 @@ def test_bf16_precision_folds_batchnorm_and_stays_close_to_fp32(tiny_data, tmp_p
     assert folded.with_precision("fp32").fast is None
     check = tmp_path / "c"
     assert run_main(scripts.train.main, [str(tiny_data), str(check), "--epochs", "2", "--crop", "32", "--batch", "8",
-                                         "--denoiser", "dncnn", "--augment", "0", "--quiet"]) == 0
+                                         "--extractor", "dncnn", "--augment", "0", "--quiet"]) == 0
     auc = {}
     for precision in ("fp32", "folded", "bf16", None):
         js = tmp_path / f"{precision}.json"
-        argv = [str(check), str(tiny_data), "--json", str(js), "--quiet"] + (["--precision", precision] if precision else [])
+        argv = [str(check), str(tiny_data), "--json", str(js), "--quiet"] + (["--extractor-precision", precision] if precision else [])
         assert run_main(scripts.eval.main, argv) == 0
         rep = json.loads(js.read_text())
         assert rep["precision"] == (precision or "folded")  # folded: evaluation's default
         auc[precision] = rep["auc"]
     assert auc["folded"] == auc["fp32"] == auc[None]
     capsys.readouterr()
-    assert run_main(scripts.eval.main, [str(check), str(tiny_data), "--precision", "fp16"]) == 2
-    assert "--precision" in capsys.readouterr().err
+    assert run_main(scripts.eval.main, [str(check), str(tiny_data), "--extractor-precision", "fp16"]) == 2
+    assert "--extractor-precision" in capsys.readouterr().err
 
 
 def test_shipped_jpeg_dncnn_is_a_named_extractor():
-    """--denoiser dncnn-jpeg: the shipped JPEG-trained weights, a residual of their own (not the
+    """--extractor dncnn-jpeg: the shipped JPEG-trained weights, a residual of their own (not the
     plain DnCNN's), the same residuals as naming the file; an argument is a one-line error."""
     import torch
 
@@ -332,32 +332,3 @@ def test_shipped_jpeg_dncnn_is_a_named_extractor():
     assert not torch.allclose(ext(x), build_extractor("dncnn")(x))
     with pytest.raises(DIFError, match="no argument"):
         build_extractor("dncnn-jpeg:3")
-
-
-def test_residual_quality_against_a_reference(tmp_path):
-    """benchmarks/residual_quality.py --against: an extractor against itself is 0 away, the folded
-    DnCNN a rounding away, bf16 and another kind of residual further; the table has the column."""
-    import json
-    import subprocess
-    import sys
-
-    import numpy as np
-    from PIL import Image
-
-    from conftest import ROOT
-
-    rng = np.random.default_rng(0)
-    for i in range(2):
-        smooth = np.cumsum(np.cumsum(rng.normal(size=(48, 48, 3)), 0), 1)
-        img = (smooth - smooth.min()) / (np.ptp(smooth) + 1e-9) * 200 + rng.normal(0, 3, (48, 48, 3))
-        Image.fromarray(np.clip(img, 0, 255).astype(np.uint8)).save(tmp_path / f"p{i}.png")
-    out = tmp_path / "r.json"
-    p = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "residual_quality.py"), "--photos", str(tmp_path),
-                        "--crop", "32", "--extractors", "dncnn,dncnn@folded,dncnn@bf16,highpass,highpass@bf16",
-                        "--against", "dncnn", "--json", str(out)], capture_output=True, text=True, timeout=120)
-    assert p.returncode == 0, p.stderr
-    assert "relative error |" in p.stdout
-    err = {k: v["relative_error"] for k, v in json.loads(out.read_text()).items()}
-    assert err["dncnn"] == 0.0
-    assert 0 <= err["dncnn@folded"] < 1e-3 < err["dncnn@bf16"] < err["highpass"]
-    assert err["highpass@bf16"] == err["highpass"]  # a filter has no bf16 path: the same residual

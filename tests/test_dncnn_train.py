@@ -48,7 +48,7 @@ def test_each_denoiser_end_to_end(tmp_path, spec, scripts):
         spec = f"dncnn:{tmp_path / 'w.pt'}"
     out = tmp_path / "c"
     assert run_main(scripts.train.main, [str(data), str(out), "--epochs", "2", "--crop", "32", "--quiet",
-                                         "--augment", "0", "--denoiser", spec]) == 0
+                                         "--augment", "0", "--extractor", spec]) == 0
     assert json.loads((out / "config.json").read_text())["extractor"].split(":")[0] == spec.split(":")[0]
     j = tmp_path / "m.json"
     assert run_main(scripts.eval.main, [str(out), str(data), "--json", str(j), "--quiet"]) == 0

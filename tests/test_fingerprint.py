@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from dif.config import DIFConfig
+from dif.errors import DIFError
 from dif.fingerprint import (booster_loss, centres, contrastive_loss, ema_norm, ema_update, make_batches, nearest_centre,
                              pearson, ranking_loss, train_fingerprint)
 
@@ -97,27 +98,36 @@ def record_unet_outputs(monkeypatch) -> list:
     return outputs
 
 
-def test_configs_saved_before_the_zero_started_average_read_as_first():
-    d = DIFConfig().to_dict()
-    assert d["ema_start"] == "zero"
-    del d["ema_start"]
-    assert DIFConfig.from_dict(d).ema_start == "first"
-    from dif.config import config_from_authors
-    assert config_from_authors({}).ema_start == "first"
+def test_version_1_configs_migrate_to_what_trained_them():
+    """A config.json without config_version (version 1) takes the values in force when it was
+    written for the keys it lacks, renames residual_precision, drops the options that shaped
+    training only; the current version round-trips; a version from the future is refused."""
+    from dif.config import CONFIG_VERSION, migrate_config
+
+    v1 = {k: v for k, v in DIFConfig().to_dict().items()
+          if k not in ("tiles", "augment_kinds", "loss", "extractor_precision")}
+    v1.update(ema_start="first", clean_first=0.3, residual_precision="folded")
+    cfg = DIFConfig.from_dict(v1)
+    assert (cfg.tiles, cfg.loss, cfg.augment_kinds, cfg.extractor_precision) == \
+        (1, "paper", "jpeg,resize,blur,shift,rotate", "folded")
+    assert DIFConfig.from_dict({k: v for k, v in v1.items() if k != "residual_precision"}).extractor_precision == "fp32"
+    now = dict(DIFConfig(tiles=3).to_dict(), config_version=CONFIG_VERSION)
+    assert DIFConfig.from_dict(now) == DIFConfig(tiles=3)
+    assert migrate_config(v1)["config_version"] == CONFIG_VERSION and "ema_start" not in migrate_config(v1)
+    with pytest.raises(DIFError, match="config_version"):
+        DIFConfig.from_dict(dict(now, config_version=CONFIG_VERSION + 1))
 
 
-@pytest.mark.parametrize("start", ["zero", "first"])
-def test_the_fingerprint_is_the_moving_average_of_the_outputs(monkeypatch, start):
+def test_the_fingerprint_is_the_moving_average_of_the_outputs(monkeypatch):
     """Three steps (one batch an epoch), outputs captured: the saved fingerprint is
-    sum_k w_k out_k with w_k = decay^(3-k) normalised (zero start), or decay^2 for the first output
-    and (1 - decay) decay^(3-k) for the others (first start), the first one weighing 0.25 of 1 at
-    decay 0.5 against 1/7."""
+    sum_k w_k out_k with w_k = decay^(3-k) normalised (the average starts at zero, so the
+    untrained first output weighs 1/7 at decay 0.5)."""
     outputs = record_unet_outputs(monkeypatch)
     res, lab = _tiny_residuals(n=3)
-    cfg = DIFConfig(seed=2, **{**SMALL, "epochs": 3, "batch_size": 6, "ema": 0.5, "ema_start": start})
+    cfg = DIFConfig(seed=2, **{**SMALL, "epochs": 3, "batch_size": 6, "ema": 0.5})
     state = train_fingerprint(res, lab, cfg)
     assert len(outputs) == 3
-    w = [0.25, 0.25, 0.5] if start == "first" else [0.25 / 1.75, 0.5 / 1.75, 1 / 1.75]
+    w = [0.25 / 1.75, 0.5 / 1.75, 1 / 1.75]
     expect = sum(wk * o.double() for wk, o in zip(w, outputs))
     torch.testing.assert_close(state.fingerprint.double(), expect, rtol=1e-5, atol=1e-6)
 
@@ -125,13 +135,9 @@ def test_the_fingerprint_is_the_moving_average_of_the_outputs(monkeypatch, start
 def test_booster_and_ema_and_centres():
     assert booster_loss(torch.tensor(0.004), torch.tensor(0.0), 0.01).item() == pytest.approx(0.6)
     assert booster_loss(torch.tensor(0.02), torch.tensor(0.0), 0.01).item() == 0.0
-    e = ema_update(None, torch.tensor([1.0]), 0.99, "first")
-    e = ema_update(e, torch.tensor([0.0]), 0.99, "first")
-    assert e.item() == pytest.approx(0.99)
-    z = ema_update(None, torch.tensor([1.0]))  # the default starts at zero
+    z = ema_update(None, torch.tensor([1.0]))  # starts at zero
     z = ema_update(z, torch.tensor([0.0]), 0.99)
     assert (z / ema_norm(2, 0.99)).item() == pytest.approx(0.99 / (0.99 + 1.0))
-    assert ema_norm(2, 0.99, "first") == 1.0
     real = [9.0] * 5 + [1.0] * 20
     fake = [math.nan, 2.0, 4.0]
     assert centres(real, fake, 20) == (1.0, 3.0)
@@ -236,33 +242,6 @@ def test_one_step_against_the_authors_formula(monkeypatch, loss):
     # the EMA after one step is the first output (times 1 - decay): the recorded correlations are c's class means
     assert state.train_real[0] == pytest.approx(c[y == 0].mean(), abs=1e-5)
     assert state.train_fake[0] == pytest.approx(c[y == 1].mean(), abs=1e-5)
-
-
-def test_clean_warm_up_trains_on_the_clean_residuals_first():
-    """--clean-first F: the first F of the epochs see the un-perturbed residuals alone. With F = 1
-    the training is step for step the training on those residuals; with F = 0, or no mask, it is
-    the plain training; with F = 0.5 the first half matches the clean one and the rest does not."""
-    res, lab = _tiny_residuals(n=8)
-    mask = np.zeros(len(res), dtype=bool)
-    mask[::2] = True  # as if every other residual were a perturbed copy
-    assert lab[mask].unique().numel() == 2
-    alone = train_fingerprint(res[mask], lab[mask], DIFConfig(seed=2, **SMALL))
-    whole = train_fingerprint(res, lab, DIFConfig(seed=2, clean_first=1.0, **SMALL), clean=mask)
-    assert whole.loss == alone.loss and torch.equal(whole.fingerprint, alone.fingerprint)
-    plain = train_fingerprint(res, lab, DIFConfig(seed=2, **SMALL))
-    assert train_fingerprint(res, lab, DIFConfig(seed=2, clean_first=0.0, **SMALL), clean=mask).loss == plain.loss
-    assert train_fingerprint(res, lab, DIFConfig(seed=2, clean_first=0.7, **SMALL)).loss == plain.loss  # no mask
-    half = train_fingerprint(res, lab, DIFConfig(seed=2, clean_first=0.5, **SMALL), clean=mask)
-    steps = len(alone.loss) // SMALL["epochs"] * 3  # 3 of 6 epochs on the clean half
-    assert half.loss[:steps] == alone.loss[:steps] and half.loss[steps:] != plain.loss[steps:]
-
-
-def test_configs_saved_before_the_warm_up_read_as_trained():
-    from dif.config import DIFConfig as C
-
-    old = {k: v for k, v in C().to_dict().items() if k != "clean_first"}
-    assert C.from_dict(old).clean_first == 0.0
-    assert C.from_dict(dict(old, clean_first=0.3)).clean_first == 0.3
 
 
 def test_bf16_training_still_finds_the_pattern_and_keeps_fp32_results():

@@ -23,7 +23,7 @@ from dif.fingerprint import TrainState
 from conftest import ROOT, make_dataset
 
 TRAIN = ["--epochs", "4", "--crop", "64", "--batch", "8", "--checkpoint-every", "2", "--augment", "0", "--quiet",
-         "--denoiser", "highpass"]
+         "--extractor", "highpass"]
 
 
 def one_line_error(capsys) -> str:
@@ -151,9 +151,9 @@ def test_a_nan_pixel_is_skipped_never_a_nan_fingerprint_or_score(tmp_path, scrip
 def test_numeric_flags_are_finite_and_in_range(tiny_data, scripts, capsys, tmp_path):
     cases = [(["--lr", "inf"], "finite"), (["--lr", "nan"], "finite"), (["--lr", "-1"], "--lr"),
              (["--seed", "-5000"], "--seed"), (["--seed", str(10**20)], "--seed"), (["--epochs", "1e9"], "whole number"),
-             (["--alpha", "2"], "--alpha"), (["--augment", "-1"], "--augment"), (["--margin", "0"], "--margin"),
-             (["--denoiser", "highpass:inf"], "highpass sigma"), (["--denoiser", "highpass:1e12"], "highpass sigma"),
-             (["--denoiser", "wavelet:1e9"], "wavelet sigma")]
+             (["--residual-scale", "2"], "--residual-scale"), (["--augment", "-1"], "--augment"), (["--margin", "0"], "--margin"),
+             (["--extractor", "highpass:inf"], "highpass sigma"), (["--extractor", "highpass:1e12"], "highpass sigma"),
+             (["--extractor", "wavelet:1e9"], "wavelet sigma")]
     for extra, msg in cases:
         assert run_main(scripts.train.main, [str(tiny_data), str(tmp_path / "o"), *TRAIN, *extra]) == 2, extra
         assert msg in one_line_error(capsys), extra
@@ -417,52 +417,36 @@ def test_saves_are_byte_reproducible(tmp_path, tiny_data, scripts):
 # ----------------------------------------------------------------------------- benchmarks
 
 @pytest.mark.parametrize("script,args,msg", [
-    ("reproduce_table.py", ["DATA", "--folds", "0"], "--folds"),
-    ("eval_speed.py", ["--images", "-1"], "--images"),
-    ("eval_speed.py", ["--int8-probe", "DATA"], "--int8-probe"),
-    ("train_speed.py", ["--crop", "50"], "multiple of 16"),
-    ("official_fingerprints.py", ["--bootstrap", "-1"], "--bootstrap"),
-    ("residual_quality.py", ["--crop", "5"], "--crop"),
-    ("residual_quality.py", ["--extractors", "dncnn@fp16"], "--precision"),
-    ("residual_quality.py", ["--against", "bogus"], "bogus"),
+    ("paper_table.py", ["DATA", "--folds", "0"], "--folds"),
+    ("speed.py", ["eval", "--images", "-1"], "--images"),
+    ("speed.py", ["train", "--crop", "50"], "multiple of 16"),
+    ("speed.py", ["deepfeaturex", "--epochs", "0"], "--epochs"),
+    ("lineage.py", ["released", "--bootstrap", "-1"], "--bootstrap"),
+    ("lineage.py", ["sweep", "--out", "o", "--seeds", "0,x"], "--seeds"),
     ("compare_methods.py", ["--folds", "1"], "--folds"),
-    ("dfx_speed.py", ["--epochs", "0"], "--epochs"),
-    ("eval_distributed.py", ["--images", "1"], "--images"),
-    ("eval_memory.py", ["--sizes", "0"], "--sizes"),
+    ("memory.py", ["processes", "--images", "1"], "--images"),
+    ("memory.py", ["streaming", "--sizes", "0"], "--sizes"),
     # a name that selects nothing is refused, never an empty table with exit 0
     ("compare_methods.py", ["--methods", "bogus"], "--methods bogus: no such methods"),
     ("compare_methods.py", ["--only", "crn,bogus"], "no such generators: bogus"),
     ("extractor_choice.py", ["SHARED/cnndetection", "--only", "bogus"], "no such generators: bogus"),
-    ("reproduce_table.py", ["SHARED/cnndetection", "--only", "crn,bogus"], "no such generators: bogus"),
-    ("auto_criterion.py", ["DATA", "--epochs", "x"], "--epochs"),
-    ("augment_recipe.py", ["DATA", "--out", "r.json", "--recipes", "legacy,bogus"], "--recipes"),
-    ("augment_recipe.py", ["DATA", "--out", "r.json", "--recipes", "x=2:jpeg,zoom"], "--augment-kinds"),
-    ("augment_recipe.py", ["DATA", "--out", "r.json", "--recipes", "x=2:jpeg:1.5"], "warm-up F must be 0-1"),
-    ("augment_recipe.py", ["DATA", "--out", "r.json"], "needs train/ and test/"),
-    ("augment_recipe.py", ["DATA", "--out", "r.json", "--losses", "ranking,pull"], "not a loss: pull"),
+    ("paper_table.py", ["SHARED/cnndetection", "--only", "crn,bogus"], "no such generators: bogus"),
+    ("recipes.py", ["compare", "DATA", "--out", "r.json", "--recipe", "bogus"], "--recipe"),
+    ("recipes.py", ["compare", "DATA", "--out", "r.json", "--recipe", "x=--augment-kinds jpeg,zoom"], "zoom"),
+    ("recipes.py", ["compare", "DATA", "--out", "r.json", "--recipe", "x=--loss pull"], "--loss"),
+    ("recipes.py", ["compare", "DATA", "--out", "r.json"], "needs train/ and test/"),
+    ("recipes.py", ["compare", "DATA", "--out", "r.json", "--extractor", "bogus"], "bogus"),
     ("trace_probe.py", ["DATA"], "needs train/ and test/"),
-    ("trace_probe.py", ["DATA", "--denoisers", "bogus"], "bogus"),
+    ("trace_probe.py", ["DATA", "--extractors", "bogus"], "bogus"),
     ("trace_probe.py", ["DATA", "--period", "1"], "--period"),
     ("trace_probe.py", ["DATA", "--perturb", "bogus"], "bogus"),
-    ("fingerprint_channels.py", ["DATA/nowhere", "DATA"], "nowhere"),
-    ("fingerprint_channels.py", ["DATA", "DATA", "--out", "/sys/c.json"], "--out"),
-    ("auto_cost.py", ["DATA", "--out", "r.json"], "needs train/"),
-    ("auto_cost.py", ["DATA", "--out", "/sys/r.json"], "--out"),
-    ("auto_cost.py", ["DATA", "--out", "r.json", "--specs", "dncnn,bogus"], "bogus"),
-    ("auto_cost.py", ["DATA", "--out", "r.json", "--specs", "auto:1"], "auto:K"),
-    ("augment_recipe.py", ["DATA", "--out", "r.json", "--denoiser", "bogus"], "bogus"),
-    ("compare_methods.py", ["SHARED", "--dif-denoiser", "bogus"], "bogus"),
-    ("compare_methods.py", ["SHARED", "--dif-denoiser", "auto:1"], "auto:K"),
+    ("compare_methods.py", ["SHARED", "--dif-extractor", "bogus"], "bogus"),
+    ("compare_methods.py", ["SHARED", "--dif-extractor", "auto:1"], "auto:K"),
     ("demo_seeds.py", ["DATA", "--out", "r.json", "--seeds", "0,x"], "--seeds"),
     ("demo_seeds.py", ["DATA", "--out", "/sys/r.json"], "--out"),
     ("demo_seeds.py", ["DATA", "--out", "r.json", "--demo-args", "--size 17"], "dif.demo failed: --size"),
-    ("auto_choice_cost.py", ["DATA/nowhere"], "not found"),
-    ("auto_choice_cost.py", ["DATA", "--spec", "dncnn"], "give an auto spec"),
-    ("auto_choice_cost.py", ["DATA", "--spec", "auto:1"], "auto:K"),
-    ("auto_choice_cost.py", ["DATA", "--out", "/sys/r.json"], "--out"),
-    ("auto_choice_cost.py", ["DATA", "--fold-epochs", "5,0"], "--fold-epochs"),
-    ("artificial_quality.py", ["--photos", "DATA/nowhere", "--whole"], "is not a folder"),
-    ("artificial_quality.py", ["--photos", "DATA", "--whole"], "no readable photo"),
+    ("artificial.py", ["quality", "--photos", "DATA/nowhere", "--whole"], "is not a folder"),
+    ("artificial.py", ["quality", "--photos", "DATA", "--whole"], "no readable photo"),
 ])
 def test_benchmarks_answer_bad_input_in_one_line(tmp_path, shared_data, script, args, msg):
     args = [str(tmp_path) + a[4:] if a.startswith("DATA") else a.replace("SHARED", str(shared_data)) for a in args]

@@ -18,12 +18,12 @@ from PIL import Image
 
 from dif.artificial import __main__ as art_cli
 from dif.artificial.models import FingerprintDecoder
-from dif.artificial.weights import FORMAT, save_model
+from dif.artificial.weights import DEFAULT_PAIR, FORMAT, save_model
 from dif.cli import run_main
 from dif.deepfeaturex import __main__ as dfx_cli
 
 ROOT = Path(__file__).resolve().parents[1]
-PAIR = ROOT / "checks" / "artificial"  # the shipped default pair (64 px, 100 bits)
+PAIR = DEFAULT_PAIR  # the shipped default pair (64 px, 100 bits), inside the package
 
 
 def one_line_error(capsys) -> str:
@@ -277,7 +277,7 @@ def test_dfx_pretrained_weights_of_another_shape(tmp_path, capsys):
 def small_check(tmp_path_factory, tiny_data, scripts):
     out = tmp_path_factory.mktemp("ev") / "check"
     assert run_main(scripts.train.main, [str(tiny_data), str(out), "--epochs", "2", "--crop", "32", "--batch", "8",
-                                         "--denoiser", "highpass", "--augment", "0", "--calibrate", "cv", "--folds",
+                                         "--extractor", "highpass", "--augment", "0", "--calibrate", "cv", "--folds",
                                          "2", "--quiet"]) == 0
     return out
 

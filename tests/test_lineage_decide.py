@@ -63,7 +63,7 @@ def planted(tmp_path_factory, scripts):
     data = make_dataset(root / "train", n=8)
     check = root / "check"
     assert run_main(scripts.train.main, [str(data), str(check), "--epochs", "6", "--crop", "64", "--batch", "8",
-                                         "--augment", "0", "--denoiser", "highpass", "--quiet"]) == 0
+                                         "--augment", "0", "--extractor", "highpass", "--quiet"]) == 0
     for i in range(4):
         _model_folder(root / "pool" / f"m{i}", 6, 100 + i, pattern=False)
     related = _model_folder(root / "child", 6, 7, pattern=True)
@@ -117,8 +117,8 @@ def test_decide_answers_bad_input_in_one_line(planted, tmp_path, capsys, case):
 
 def test_lineage_sweep_tiny(shared_data, tmp_path):
     out = tmp_path / "sweep"
-    cmd = [sys.executable, str(ROOT / "benchmarks" / "lineage_sweep.py"), "--out", str(out), "--seeds", "0,1,2",
-           "--steps", "5", "--finetune", "3,6", "--crops", "64", "--images", "6", "--epochs", "1", "--denoiser",
+    cmd = [sys.executable, str(ROOT / "benchmarks" / "lineage.py"), "sweep", "--out", str(out), "--seeds", "0,1,2",
+           "--steps", "5", "--finetune", "3,6", "--crops", "64", "--images", "6", "--epochs", "1", "--extractor",
            "highpass", "--quiet"]
     env = {**os.environ, "DIF_SHARED_DATA": str(shared_data)}
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
@@ -134,5 +134,12 @@ def test_lineage_sweep_tiny(shared_data, tmp_path):
         rates = {(d["relation"], d["steps"]) for d in res["results"][cond]["rates"]}
         assert ("self", 0) in rates and ("sibling", 0) in rates and ("other data, other architecture", 0) in rates
     assert (out / "figures" / "lineage_sweep.png").stat().st_size > 1000
-    bad = subprocess.run(cmd[:4] + ["--seeds", "0,1"] + cmd[6:], capture_output=True, text=True, timeout=60, env=env)
-    assert bad.returncode == 2 and "at least 3" in bad.stderr and "Traceback" not in bad.stderr
+    # one replicate: no pool for any pair, so the AUC table alone (the single-seed experiment)
+    one = subprocess.run(cmd[:4] + [str(tmp_path / "one"), "--seeds", "0", "--perturb", ""] + cmd[7:],
+                         capture_output=True, text=True, timeout=600, env=env)
+    assert one.returncode == 0 and "only the AUC table" in one.stdout, one.stderr[-2000:]
+    res = json.loads((tmp_path / "one" / "results.json").read_text())["results"]["clean"]
+    assert res["pairs"] == [] and res["rates"] == [] and {d["relation"] for d in res["auc"]} >= {"self", "child"}
+    bad = subprocess.run(cmd[:4] + [str(tmp_path / "bad"), "--seeds", "0,0"] + cmd[7:], capture_output=True, text=True,
+                         timeout=60, env=env)
+    assert bad.returncode == 2 and "distinct" in bad.stderr and "Traceback" not in bad.stderr

@@ -125,7 +125,7 @@ def test_augmented_centres_are_written_with_augment_and_asked_for_by_name(tmp_pa
     from dif.cli import run_main
 
     data = make_dataset(tmp_path / "d", n=6)
-    base = ["--epochs", "2", "--crop", "64", "--batch", "8", "--denoiser", "highpass", "--quiet"]
+    base = ["--epochs", "2", "--crop", "64", "--batch", "8", "--extractor", "highpass", "--quiet"]
     assert run_main(scripts.train.main, [str(data), str(tmp_path / "aug"), *base, "--augment", "1"]) == 0
     assert run_main(scripts.train.main, [str(data), str(tmp_path / "plain"), *base, "--augment", "0"]) == 0
     cal = json.loads((tmp_path / "aug" / "calibration.json").read_text())
@@ -193,36 +193,35 @@ def test_grid_kinds_keep_a_periodic_trace_in_phase_and_geometric_ones_do_not():
     assert sum(c < 0.2 for c in geometric) >= 15 and min(geometric) < -0.5  # a 2 px shift reverses a period-4 trace
 
 
-def test_the_recipe_and_auto_cost_benchmarks_run_end_to_end(tmp_path):
-    """benchmarks/augment_recipe.py and benchmarks/auto_cost.py at a tiny size: every recipe / spec
-    trained, scored clean and perturbed, and saved (the numbers in docs/ come from these scripts)."""
+def test_the_recipes_benchmark_runs_end_to_end(tmp_path):
+    """benchmarks/recipes.py compare at a tiny size: every recipe (train_dif.py options, named or
+    written out) trained, scored clean and perturbed, and saved; a bad recipe is one line, exit 2."""
     import json
     import subprocess
     import sys
     from pathlib import Path
 
+    from dif.experiments.recipes import parse_recipes
+
+    cfgs = parse_recipes(["paper", "grid=--augment-kinds jpeg,blur,noise --loss paper"], "--extractor highpass")
+    assert (cfgs["paper"].augment, cfgs["paper"].loss, cfgs["paper"].tiles) == (0, "paper", 1)
+    assert cfgs["grid"].augment_kinds == "jpeg,blur,noise" and cfgs["grid"].augment == 2
     root = Path(__file__).resolve().parents[1]
     data = tmp_path / "set"
     make_dataset(data / "train", n=4, size=48)
     make_dataset(data / "test", n=3, size=48, seed=1)
-    p = subprocess.run([sys.executable, str(root / "benchmarks" / "augment_recipe.py"), str(data), "--out",
-                        str(tmp_path / "r.json"), "--recipes", "none,grid,warm", "--denoiser", "highpass", "--epochs", "2",
-                        "--crop", "32", "--perturb", "jpeg90", "--losses", "ranking,paper", "--ema-start", "first"],
+    cmd = [sys.executable, str(root / "benchmarks" / "recipes.py"), "compare", str(data), "--out", str(tmp_path / "r.json"),
+           "--extractor", "highpass", "--epochs", "2", "--crop", "32", "--perturb", "jpeg90"]
+    p = subprocess.run(cmd + ["--recipe", "clean", "--recipe", "grid=--augment-kinds jpeg,blur,noise --loss paper"],
                        capture_output=True, text=True, timeout=300)
     assert p.returncode == 0, p.stderr
     r = json.loads((tmp_path / "r.json").read_text())
-    assert [x["recipe"] for x in r["runs"]] == [f"{n}/{loss}" for n in ("none", "grid", "warm") for loss in ("ranking", "paper")]
-    assert r["recipes"]["grid/paper"]["kinds"] == "jpeg,blur,noise" and r["recipes"]["grid/paper"]["loss"] == "paper"
-    assert r["recipes"]["warm/ranking"]["clean_first"] == 0.3 and r["recipes"]["grid/ranking"]["clean_first"] == 0
-    assert r["ema_start"] == "first"
-    assert set(r["mean"]["set/grid/ranking"]) == {"clean", "jpeg90"}
-    p = subprocess.run([sys.executable, str(root / "benchmarks" / "auto_cost.py"), str(data), "--out",
-                        str(tmp_path / "c.json"), "--specs", "highpass,auto:2:1", "--epochs", "2", "--crop", "32",
-                        "--perturb", "jpeg90"], capture_output=True, text=True, timeout=300)
-    assert p.returncode == 0, p.stderr
-    row = json.loads((tmp_path / "c.json").read_text())["sets"][str(data)]
-    assert row["highpass"]["time_over_fixed"] == 1.0 and row["auto:2:1"]["max_rss_mb"] > 0
-    assert row["auto:2:1"]["candidates"] and "jpeg90" in row["auto:2:1"]
+    assert [x["recipe"] for x in r["runs"]] == ["clean", "grid"]
+    assert r["recipes"]["grid"]["augment_kinds"] == "jpeg,blur,noise" and r["recipes"]["grid"]["loss"] == "paper"
+    assert r["recipes"]["clean"]["augment"] == 0 and set(r["mean"]["set/grid"]) == {"clean", "jpeg90"}
+    bad = subprocess.run(cmd[:-4] + ["--out", str(tmp_path / "b.json"), "--recipe", "x=--augment -3"],
+                         capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "--recipe" in bad.stderr and not (tmp_path / "b.json").exists()
 
 
 def test_the_trace_probe_finds_a_planted_periodic_pattern(tmp_path):
@@ -254,16 +253,16 @@ def test_the_trace_probe_under_perturbations(tmp_path):
     import sys
     from pathlib import Path
 
+    from dif.experiments.trace import period_after
+
     root = Path(__file__).resolve().parents[1]
-    sys.path.insert(0, str(root / "benchmarks"))
-    from trace_probe import period_after
 
     assert [period_after(4, p) for p in ("clean", "jpeg75", "resize0.5", "resize2", "resize0.3")] == [4, 4, 2, 8, None]
     data = tmp_path / "set"
     make_dataset(data / "train", n=4, size=64)
     make_dataset(data / "test", n=4, size=64, seed=1)
     p = subprocess.run([sys.executable, str(root / "benchmarks" / "trace_probe.py"), str(data), "--crop", "32",
-                        "--denoisers", "highpass", "--perturb", "jpeg90,resize0.5", "--out", str(tmp_path / "t.json")],
+                        "--extractors", "highpass", "--perturb", "jpeg90,resize0.5", "--out", str(tmp_path / "t.json")],
                        capture_output=True, text=True, timeout=300)
     assert p.returncode == 0, p.stderr
     rows = {r["perturbation"]: r for r in json.loads((tmp_path / "t.json").read_text())["rows"]}
@@ -271,36 +270,3 @@ def test_the_trace_probe_under_perturbations(tmp_path):
     assert "auc_clean_fingerprint" not in rows["clean"] and rows["clean"]["auc"] == 1.0
     assert rows["jpeg90"]["auc"] == 1.0 and rows["jpeg90"]["auc_clean_fingerprint"] == 1.0
     assert rows["resize0.5"]["period"] == 2 and rows["resize0.5"]["test"] == [4, 4]
-
-
-def test_fingerprint_channels_finds_an_inverted_channel(tmp_path):
-    """benchmarks/fingerprint_channels.py: a fingerprint whose channel 0 is the fakes' planted
-    pattern and whose channel 1 is its negative scores channel 0 at AUC 1 and channel 1 at AUC 0
-    (inverted), each oriented by the check's centres."""
-    import json
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    import torch
-
-    from dif.checkpoint import save_checkpoint
-    from dif.extractors import build_extractor
-    from dif.fingerprint import TrainState
-
-    from conftest import periodic_pattern
-
-    root = Path(__file__).resolve().parents[1]
-    data = make_dataset(tmp_path / "test", n=5, size=48)
-    # the planted pattern as the highpass extractor sees it, one channel of it
-    pat = build_extractor("highpass:1")(torch.from_numpy(periodic_pattern(32, 32)).permute(2, 0, 1)[None].float())[0, 0]
-    fp = torch.stack([pat, -pat, torch.zeros_like(pat)])[None] + 0.01 * torch.randn(1, 3, 32, 32)
-    check = tmp_path / "check"
-    check.mkdir()
-    save_checkpoint(check / "chk_1.pt", TrainState(fp, [0.0], [0.1], [1.0], 1), "highpass:1")
-    p = subprocess.run([sys.executable, str(root / "benchmarks" / "fingerprint_channels.py"), str(check), str(data),
-                        "--out", str(tmp_path / "c.json")], capture_output=True, text=True, timeout=300)
-    assert p.returncode == 0, p.stderr
-    out = json.loads((tmp_path / "c.json").read_text())
-    assert out["test"]["channel0"] == 1.0 and out["test"]["channel1"] == 0.0
-    assert len(out["fingerprint_rms"]) == 3 and out["channel_correlation"][0][1] < -0.9

@@ -94,7 +94,7 @@ def test_training_residuals_group_every_tile_with_its_image(tmp_path):
 
 def test_train_and_eval_with_tiles(tmp_path, scripts, capsys):
     data = make_dataset(tmp_path / "d", n=6, size=128)
-    base = ["--epochs", "3", "--crop", "64", "--batch", "8", "--augment", "0", "--denoiser", "highpass", "--quiet",
+    base = ["--epochs", "3", "--crop", "64", "--batch", "8", "--augment", "0", "--extractor", "highpass", "--quiet",
             "--checkpoint-every", "3"]
     assert run_main(scripts.train.main, [str(data), str(tmp_path / "one"), *base]) == 0
     assert run_main(scripts.train.main, [str(data), str(tmp_path / "all"), *base, "--tiles", "0"]) == 0
@@ -114,9 +114,9 @@ def test_train_and_eval_with_tiles(tmp_path, scripts, capsys):
 
 
 def test_the_large_image_set_with_a_coarser_trace(tmp_path, shared_data):
-    """benchmarks/tiles.py --data-only --ae-ups 3: the lossless set made alone, every image cut to
-    a multiple of 8 px (the period of three up-samplings), both splits and classes filled, and the
-    autoencoder's settings recorded; --data-only with --data is refused in one line."""
+    """benchmarks/recipes.py lossless-set --ae-ups 3: every image cut to a multiple of 8 px (the
+    period of three up-samplings), both splits and classes filled, the autoencoder's settings
+    recorded; a second run into the same folder is refused in one line without --overwrite."""
     import json
     import os
     import subprocess
@@ -126,17 +126,15 @@ def test_the_large_image_set_with_a_coarser_trace(tmp_path, shared_data):
 
     root = Path(__file__).resolve().parents[1]
     env = dict(os.environ, DIF_SHARED_DATA=str(shared_data))
-    p = subprocess.run([sys.executable, str(root / "benchmarks" / "tiles.py"), "--out", str(tmp_path / "o"),
-                        "--data-only", "--ae-steps", "2", "--ae-ups", "3"], capture_output=True, text=True,
-                       timeout=300, env=env)
+    cmd = [sys.executable, str(root / "benchmarks" / "recipes.py"), "lossless-set", str(tmp_path / "o"), "--ae-steps",
+           "2", "--ae-ups", "3"]
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
     assert p.returncode == 0, p.stderr
-    rec = json.loads((tmp_path / "o" / "results.json").read_text())["data"]
+    rec = json.loads((tmp_path / "o" / "set.json").read_text())
     assert rec["ae_ups"] == 3 and rec["ae_steps"] == 2
     assert set(rec["counts"]) == {f"{s}/{c}" for s in ("train", "test") for c in ("0_real", "1_fake")}
-    for f in (tmp_path / "o" / "data").rglob("*.png"):
+    for f in (tmp_path / "o").rglob("*.png"):
         w, h = Image.open(f).size
         assert w % 8 == 0 and h % 8 == 0, f
-    bad = subprocess.run([sys.executable, str(root / "benchmarks" / "tiles.py"), "--out", str(tmp_path / "b"),
-                          "--data-only", "--data", str(tmp_path / "o" / "data")], capture_output=True, text=True,
-                         timeout=120, env=env)
-    assert bad.returncode == 2 and bad.stderr.strip().count("\n") == 0 and "--data-only" in bad.stderr
+    again = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env)
+    assert again.returncode == 2 and again.stderr.strip().count("\n") == 0 and "--overwrite" in again.stderr

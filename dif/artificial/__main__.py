@@ -25,6 +25,7 @@ from ..errors import DIFError, shown
 from .bits import DEFAULT_ALPHA, alpha_arg
 from .files import fingerprint_lines, read_database, read_fingerprint_file
 from .train import ArtificialConfig, check_celeba
+from .weights import DEFAULT_DECODER, DEFAULT_ENCODER
 
 TRAIN_FILES = ("encoder.pth", "decoder.pth", "history.json", "summary.json", "samples.png", "model_card.md")
 
@@ -51,14 +52,16 @@ def parse_args(argv: Optional[Sequence[str]] = None):
                            ("attribute", "attribute images to the users of a fingerprint database")):
         s = sub.add_parser(name, help=helptext)
         if name == "embed":
-            s.add_argument("--encoder_path", "--encoder-path", type=Path, required=True)
+            s.add_argument("--encoder_path", "--encoder-path", type=Path, default=DEFAULT_ENCODER,
+                           help="encoder weights (default: the shipped pair's)")
             s.add_argument("--identical_fingerprints", "--identical-fingerprints", action="store_true",
                            help="one fingerprint for every image")
             s.add_argument("--fingerprint", default=None, help="embed this bit string (implies identical fingerprints)")
             s.add_argument("--seed", type=int_in(0, 2**32 - 1), default=42, help="seed of the fingerprints (theirs: 42)")
             s.add_argument("--check", type=Path, default=None, help="also decode with this decoder and report bit accuracy")
         else:
-            s.add_argument("--decoder_path", "--decoder-path", type=Path, required=True)
+            s.add_argument("--decoder_path", "--decoder-path", type=Path, default=DEFAULT_DECODER,
+                           help="decoder weights (default: the shipped pair's)")
         s.add_argument("--data_dir", "--data-dir", type=Path, required=True, help="folder of images")
         s.add_argument("--output_dir", "--output-dir", type=Path, required=True)
         s.add_argument("--image_resolution", "--image-resolution", type=int, default=None,
@@ -79,7 +82,8 @@ def parse_args(argv: Optional[Sequence[str]] = None):
         s.add_argument("--overwrite", action="store_true", help="replace an earlier output in --output_dir")
 
     d = sub.add_parser("detector", help="a checkpoint folder eval_dif.py can score with (decoder + fingerprints)")
-    d.add_argument("--decoder_path", "--decoder-path", type=Path, required=True)
+    d.add_argument("--decoder_path", "--decoder-path", type=Path, default=DEFAULT_DECODER,
+                   help="decoder weights (default: the shipped pair's)")
     g = d.add_mutually_exclusive_group(required=True)
     g.add_argument("--database", type=Path, help="CSV with columns user,bits")
     g.add_argument("--fingerprint", help="one bit string (a database of one user)")

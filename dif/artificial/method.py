@@ -66,9 +66,9 @@ class ArtificialMethod(Method):
 
     @classmethod
     def add_eval_arguments(cls, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("--alpha", type=alpha_arg, default=None,
-                            help="artificial fingerprints: overall significance of an attribution (default: the "
-                                 "detector's, 1e-6)")
+        g = parser.add_argument_group("artificial fingerprints")
+        g.add_argument("--alpha", type=alpha_arg, default=None,
+                       help="significance of an attribution (default: the detector's)")
 
     @classmethod
     def load(cls, folder: Path, epoch: Optional[int] = None, options: Optional[argparse.Namespace] = None,

@@ -62,8 +62,8 @@ class FingerprintEncoder(nn.Module):
 
     ``luma=True`` keeps only the grey part of the change, the same in R, G and B: JPEG keeps the
     luma plane at full resolution and quantises it finer, while it halves and coarsens the chroma
-    planes, where an unconstrained encoder puts most of its change (about 78% of the energy of
-    ``checks/artificial_robust64``'s), so JPEG 100 alone costs it bits."""
+    planes, where an unconstrained encoder puts most of its change (about 78% of the energy of a
+    64 px pair trained through JPEG), so JPEG 100 alone costs it bits."""
 
     def __init__(self, resolution: int = 128, fingerprint_length: int = 100, luma: bool = False) -> None:
         super().__init__()

@@ -19,6 +19,9 @@ from ..safe_pickle import load_weights_only
 from .models import FingerprintDecoder, FingerprintEncoder, check_length, check_resolution
 
 FORMAT = {"encoder": "dif-artificial-encoder-v1", "decoder": "dif-artificial-decoder-v1"}
+# the default pair ships inside the package (its model card beside it), so it is found wherever pip puts it
+DEFAULT_PAIR = Path(__file__).resolve().parents[1] / "weights" / "artificial"
+DEFAULT_ENCODER, DEFAULT_DECODER = DEFAULT_PAIR / "encoder.pth", DEFAULT_PAIR / "decoder.pth"
 
 
 def save_model(path: Path, model: FingerprintEncoder | FingerprintDecoder, extra: Optional[dict] = None) -> Path:

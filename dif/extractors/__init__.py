@@ -3,7 +3,7 @@
 Every extractor is a frozen ``nn.Module`` named by a spec string, built by ``build_extractor``:
 
 - ``dncnn``: the project's own DnCNN (the authors' layout), trained by ``python -m dif.dncnn_train``
-  and shipped in ``checks/denoiser/dncnn17.pt`` with its mean residual and model card;
+  and shipped in ``dif/weights/dncnn17.pt`` with its mean residual and model card;
   ``dncnn:PATH``: a DnCNN with weights from PATH (see ``save_dncnn``).
 - ``wavelet`` or ``wavelet:SIGMA``: image minus its wavelet-denoised version (db8, 4 levels,
   BayesShrink soft thresholds for a noise level of SIGMA/255, default 5), the classical PRNU

@@ -92,7 +92,7 @@ def load_mean_residual(path: str) -> torch.Tensor:
 def _build(arg: str, spec: str):
     chk, mean_path = authors_paths(arg)
     if not chk:
-        raise DIFError("the authors' denoiser needs its file: --denoiser authors:PATH/chk_2000.pt[:clean_real.npy]")
+        raise DIFError("the authors' denoiser needs its file: --extractor authors:PATH/chk_2000.pt[:clean_real.npy]")
     net = load_authors_dncnn(chk)
     mean = load_mean_residual(mean_path) if mean_path else None
     return DnCNNExtractor(net, mean, spec=f"authors:{arg}")

@@ -23,7 +23,7 @@ DEFAULT_EXTRACTOR = "dncnn"  # the fixed default; train_dif.py chooses per data 
 
 PRECISIONS = ("fp32", "folded", "bf16")
 # evaluation's default: the fastest path that left every AUC of the check in docs/speed_memory.md
-# unchanged (104 fingerprint x data pairs); training residuals use it too (DIFConfig.residual_precision)
+# unchanged (104 fingerprint x data pairs); training residuals use it too (DIFConfig.extractor_precision)
 EVAL_PRECISION = "folded"
 
 

@@ -14,8 +14,10 @@ from ..safe_pickle import load_weights_only
 from .base import ExtractorKind, ResidualExtractor, register_kind, weights_identity
 
 DNCNN_PAD = 10  # the authors' zero padding around the image before denoising
-SHIPPED_DNCNN = Path(__file__).resolve().parents[2] / "checks" / "denoiser" / "dncnn17.pt"
-# the same network fine-tuned on JPEG-compressed patches (its card: checks/denoiser/dncnn17_jpeg.md)
+# the weights ship inside the package (dif/weights/, model cards beside them), so they are found
+# wherever pip puts it
+SHIPPED_DNCNN = Path(__file__).resolve().parents[1] / "weights" / "dncnn17.pt"
+# the same network fine-tuned on JPEG-compressed patches (its card: dif/weights/dncnn17_jpeg.md)
 SHIPPED_DNCNN_JPEG = SHIPPED_DNCNN.with_name("dncnn17_jpeg.pt")
 MAX_LAYERS, MAX_FEATURES = 200, 1024  # bounds on what a weights file may ask us to allocate
 
@@ -204,7 +206,7 @@ def load_dncnn(path: str | Path, map_location: str | torch.device = "cpu") -> tu
 def _build(arg: str, spec: str) -> ResidualExtractor:
     if not arg and not SHIPPED_DNCNN.is_file():
         raise DIFError(f"the shipped DnCNN weights are missing ({SHIPPED_DNCNN}); train them with "
-                       "`python -m dif.dncnn_train` or choose --denoiser wavelet / dncnn:PATH")
+                       "`python -m dif.dncnn_train` or choose --extractor wavelet / dncnn:PATH")
     net, mean, _ = load_dncnn(arg or SHIPPED_DNCNN)
     return DnCNNExtractor(net, mean, spec=f"dncnn:{arg}" if arg else "dncnn")
 
@@ -219,7 +221,7 @@ def _build_jpeg(arg: str, spec: str) -> ResidualExtractor:
         raise DIFError(f"{spec!r}: dncnn-jpeg takes no argument (for other weights: dncnn:PATH)")
     if not SHIPPED_DNCNN_JPEG.is_file():
         raise DIFError(f"the shipped JPEG-trained DnCNN is missing ({SHIPPED_DNCNN_JPEG}); make it with the "
-                       "command in checks/denoiser/dncnn17_jpeg.md or choose --denoiser dncnn")
+                       "command in dif/weights/dncnn17_jpeg.md or choose --extractor dncnn")
     net, mean, _ = load_dncnn(SHIPPED_DNCNN_JPEG)
     return DnCNNExtractor(net, mean, spec="dncnn-jpeg")
 

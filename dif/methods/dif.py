@@ -52,7 +52,7 @@ class DIFMethod(Method):
         self.centres_method = "paper"
         self.reencode_name = config.reencode
         self.train_files: dict = {}
-        self.extractor_choice: dict = {}  # --denoiser auto: every candidate's out-of-fold AUC
+        self.extractor_choice: dict = {}  # --extractor auto: every candidate's out-of-fold AUC
         self.device = torch.device("cpu")
         self.tiles = config.tiles  # scoring: as trained unless eval's --tiles says otherwise
 
@@ -74,7 +74,7 @@ class DIFMethod(Method):
         auto_spec = parse_auto(cfg.extractor)
         auto = auto_spec is not None
         extractor = None if auto else build_extractor(cfg.extractor or DEFAULT_EXTRACTOR, device,
-                                                        precision=cfg.residual_precision)
+                                                        precision=cfg.extractor_precision)
         if extractor is not None:
             cfg.extractor = extractor.spec
         y = np.asarray(labels)
@@ -90,10 +90,9 @@ class DIFMethod(Method):
 
             spec, ts, self.extractor_choice = choose_extractor(real + fake, [0] * len(real) + [1] * len(fake), cfg,
                                                                self.device, folds=auto_spec[0], progress=progress,
-                                                               fold_epochs=auto_spec.fold_epochs,
-                                                               criterion=auto_spec.criterion)
+                                                               fold_epochs=auto_spec.fold_epochs)
             cfg.extractor = spec
-            extractor = build_extractor(spec, device, precision=cfg.residual_precision)
+            extractor = build_extractor(spec, device, precision=cfg.extractor_precision)
         else:
             log.debug("computing residuals of %d real + %d fake images (%s, crop %d) on %s", len(real), len(fake),
                       extractor.spec, cfg.crop, device)
@@ -121,7 +120,7 @@ class DIFMethod(Method):
         per_image = ts.per_image  # tiles: an epoch counts images, not tiles
         state = train_fingerprint(cache.residuals, cache.labels, cfg, device=device, on_epoch_end=on_epoch_end,
                                   progress=progress, steps_per_epoch=epoch_steps(len(cache.labels), per_image,
-                                                                                 cfg.batch_size), clean=ts.clean)
+                                                                                 cfg.batch_size))
         t_train = time.perf_counter() - t1
         self.calibration = calibrate(state, cfg, cache.residuals, cache.labels, ts.groups, device=device,
                                      progress=progress, clean=ts.clean, per_image=per_image)
@@ -129,20 +128,14 @@ class DIFMethod(Method):
         self.detector = replace(Detector.from_state(state, cfg.centre_steps), max_shift=cfg.max_shift)
         self.reencode_name = cfg.reencode
         if self.extractor_choice.get("fallback"):
-            notes.append(f"--denoiser auto: {self.extractor_choice['fallback']}")
+            notes.append(f"--extractor auto: {self.extractor_choice['fallback']}")
         elif self.extractor_choice:
             ch = self.extractor_choice
-            if ch.get("criterion") == "meandiff":
-                cands = ", ".join(f"{c['extractor']} {c['auc']:.3f} / {c['separation']:.2f}" for c in ch["candidates"])
-                notes.append(f"--denoiser auto chose {cfg.extractor} (leave-one-out AUC / separation of the "
-                             f"mean-difference fingerprint: {cands}; ties within {ch['tie']} go to the larger "
-                             f"separation)")
-            else:
-                cands = ", ".join(f"{c['extractor']} {c['auc']:.3f}" for c in ch["candidates"])
-                notes.append(f"--denoiser auto chose {cfg.extractor} (out-of-fold AUC, {ch['folds']} folds of "
-                             f"{ch['fold_epochs']} epochs: {cands}; ties within {ch['tie']} go to the cheaper one"
-                             + (f"; not scored, as none could win: {', '.join(ch['skipped'])}" if ch.get("skipped")
-                                else "") + ")")
+            cands = ", ".join(f"{c['extractor']} {c['auc']:.3f}" for c in ch["candidates"])
+            notes.append(f"--extractor auto chose {cfg.extractor} (out-of-fold AUC, {ch['folds']} folds of "
+                         f"{ch['fold_epochs']} epochs: {cands}; ties within {ch['tie']} go to the cheaper one"
+                         + (f"; not scored, as none could win: {', '.join(ch['skipped'])}" if ch.get("skipped")
+                            else "") + ")")
         return {"residual_seconds": t_res, "train_seconds": t_train, "n_real": n_real, "n_fake": n_fake,
                 "skipped": len(cache.skipped), "notes": notes, "extractor_choice": self.extractor_choice}
 
@@ -181,27 +174,22 @@ class DIFMethod(Method):
     @classmethod
     def add_eval_arguments(cls, parser: argparse.ArgumentParser) -> None:
         g = parser.add_argument_group("DIF fingerprints")
+        g.add_argument("--extractor", default=None, metavar="SPEC",
+                       help="residual extractor (default: the fingerprint's own)")
         g.add_argument("--allow-mixed-extractor", action="store_true",
-                       help="score a fingerprint with a --denoiser other than the one it was made with")
+                       help="allow an --extractor other than the fingerprint's own")
+        g.add_argument("--extractor-precision", default=EVAL_PRECISION, choices=list(PRECISIONS),
+                       help="arithmetic of the residual extractor")
         g.add_argument("--score", default="corr", choices=["corr", "shift"],
-                       help="corr: the paper's correlation; shift: best correlation over circular shifts (FFT)")
-        g.add_argument("--max-shift", type=int, default=None,
-                       help="shift search range for --score shift (default: as trained, 8)")
+                       help="correlation, or its best over circular shifts")
+        g.add_argument("--max-shift", type=int, default=None, metavar="PX",
+                       help="search range of --score shift (default: as trained)")
         g.add_argument("--centres", default="auto", choices=["auto", "paper", "train", "augmented", "cv"],
-                       help="decision centres: paper (last training steps), train (final fingerprint on its training "
-                            "images), augmented (the same with the perturbed copies of --augment), cv (out-of-fold, "
-                            "from train_dif.py --calibrate cv); auto: paper for corr, cv or train for shift")
-        g.add_argument("--precision", default=EVAL_PRECISION, choices=list(PRECISIONS),
-                       help="arithmetic of the residual extractor: fp32 (the exact reference); folded (the default: "
-                            "the DnCNN with BatchNorm folded into its convolutions, still fp32, about 1.2x faster, "
-                            "no AUC changed on 104 held-out pairs); bf16 (folded, in bfloat16: about 4x faster on a "
-                            "CPU with AMX / AVX512-BF16, but it moved held-out AUCs by up to 0.08); "
-                            "docs/speed_memory.md")
+                       help="decision centres (docs/dif.md)")
         g.add_argument("--reencode", default=None, metavar="jpeg:Q|png|none",
-                       help="re-encode every image first (default: what the fingerprint was trained with)")
+                       help="re-encode every image first (default: as trained)")
         g.add_argument("--tiles", type=int, default=None, metavar="N",
-                       help="score an image by the mean over up to N crop-sized tiles on the centre crop's phase (0: "
-                            "every tile; 1: the centre crop; default: as trained)")
+                       help="score the mean of up to N tiles (0 = all; default: as trained)")
 
     @classmethod
     def load(cls, folder: Path, epoch: Optional[int] = None, options: Optional[argparse.Namespace] = None,
@@ -222,9 +210,9 @@ class DIFMethod(Method):
         det.max_shift = int(max_shift if max_shift is not None else m.calibration.get("max_shift", cfg.max_shift))
         m.detector, m.centres_method = choose_centres(det, m.calibration, _option(options, "score", "corr"),
                                                       _option(options, "centres", "auto"))
-        spec = _extractor_spec(loaded.path, loaded.extractor, _option(options, "denoiser"),
+        spec = _extractor_spec(loaded.path, loaded.extractor, _option(options, "extractor"),
                                bool(_option(options, "allow_mixed_extractor", False)))
-        m.extractor = build_extractor(spec, device, precision=_option(options, "precision", EVAL_PRECISION))
+        m.extractor = build_extractor(spec, device, precision=_option(options, "extractor_precision", EVAL_PRECISION))
         reencode = _option(options, "reencode")
         if reencode is None:
             reencode = cfg.reencode

@@ -1,4 +1,4 @@
-"""Several DIF fingerprints, one per residual extractor, scored together (``--denoiser ensemble``).
+"""Several DIF fingerprints, one per residual extractor, scored together (``--extractor ensemble``).
 
 No single extractor wins on every data set (the tables in docs/dif.md), and ``auto``'s out-of-fold
 choice is noisy with a few dozen training images. The ensemble keeps every candidate instead:
@@ -24,7 +24,7 @@ from ..errors import DIFError, shown
 from .base import Method
 from .dif import DIFMethod
 
-DEFAULT_MEMBERS = ("highpass", "wavelet-dwt", "wavelet", "dncnn")  # the candidates of --denoiser auto
+DEFAULT_MEMBERS = ("highpass", "wavelet-dwt", "wavelet", "dncnn")  # the candidates of --extractor auto
 _MEMBER_DIR = re.compile(r"^m\d+_[A-Za-z0-9._-]+$")
 
 
@@ -35,12 +35,12 @@ def parse_members(spec: str) -> list[str]:
         raise DIFError(f"not an ensemble spec: {spec!r}")
     members = [m.strip() for m in rest.split(",") if m.strip()] if rest.strip() else list(DEFAULT_MEMBERS)
     if len(members) < 2:
-        raise DIFError(f"--denoiser {spec}: an ensemble needs at least two extractors, comma-separated")
+        raise DIFError(f"--extractor {spec}: an ensemble needs at least two extractors, comma-separated")
     bad = [m for m in members if m.lower().partition(":")[0] in ("auto", "ensemble")]
     if bad:
-        raise DIFError(f"--denoiser {spec}: {bad[0]!r} cannot be an ensemble member (name fixed extractors)")
+        raise DIFError(f"--extractor {spec}: {bad[0]!r} cannot be an ensemble member (name fixed extractors)")
     if len(set(members)) < len(members):
-        raise DIFError(f"--denoiser {spec}: an extractor is named twice")
+        raise DIFError(f"--extractor {spec}: an extractor is named twice")
     return members
 
 
@@ -107,8 +107,8 @@ class DIFEnsemble(Method):
         if not isinstance(names, list) or len(names) < 2 or not all(isinstance(n, str) and _MEMBER_DIR.match(n)
                                                                    for n in names):
             raise DIFError(f"{shown(cfg_path)}: 'members' must list the ensemble's member folders")
-        if options is not None and getattr(options, "denoiser", None):
-            raise DIFError("an ensemble scores each member with its own extractor: drop --denoiser")
+        if options is not None and getattr(options, "extractor", None):
+            raise DIFError("an ensemble scores each member with its own extractor: drop --extractor")
         config = DIFConfig.from_dict(record, where=shown(cfg_path))
         members = []
         for n in names:
