@@ -18,7 +18,8 @@ from .errors import DIFError, ImageReadError, first_line, shown
 
 log = logging.getLogger(__name__)
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".avif", ".heic", ".heif")
+HEIF_EXTENSIONS = (".heic", ".heif")  # phones' photos: decoded by the pillow-heif plugin
 REAL_DIR, FAKE_DIR = "0_real", "1_fake"
 MAX_PIXELS = 89_478_485  # PIL's own default limit; larger images are refused as decompression bombs
 
@@ -106,12 +107,18 @@ def load_image(path: str | Path, max_pixels: int = MAX_PIXELS) -> torch.Tensor:
     path = Path(path)
     ImageFile.LOAD_TRUNCATED_IMAGES = False
     try:
+        if path.suffix.lower() in HEIF_EXTENSIONS:
+            register_heif()
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(path) as img:
                 w, h = img.size
                 if w * h > max_pixels:
                     raise ImageReadError(f"{shown(path)}: {w}x{h} exceeds the {max_pixels} pixel limit (decompression bomb?)")
+                frames = getattr(img, "n_frames", 1)
+                if frames > 1:  # an animation (GIF, WebP, APNG, AVIF): its first frame stands for it
+                    log.warning("%s: animated (%d frames); using its first frame", shown(path), frames)
+                    img.seek(0)
                 img.load()
                 arr = _to_float_array(img)
     except ImageReadError as exc:
@@ -124,6 +131,17 @@ def load_image(path: str | Path, max_pixels: int = MAX_PIXELS) -> torch.Tensor:
     except Exception as exc:  # PIL raises OSError, SyntaxError, ValueError, struct.error ...
         raise ImageReadError(f"{shown(path)}: cannot decode image ({first_line(exc)})") from None
     return torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1)))
+
+
+@functools.lru_cache(maxsize=None)
+def register_heif() -> None:
+    """Teach Pillow to open HEIC / HEIF files (the format of phones' photos) through the
+    pillow-heif plugin, once per process; without the plugin, the one line that names it."""
+    try:
+        import pillow_heif
+    except ImportError:
+        raise ImageReadError("HEIC / HEIF images need the pillow-heif package (pip install pillow-heif)") from None
+    pillow_heif.register_heif_opener()
 
 
 def package_photos() -> list[Path]:

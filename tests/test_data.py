@@ -136,3 +136,69 @@ def test_the_residual_stack_fills_in_place_and_grows_only_when_it_must():
     st.add(c)  # 7 rows where 6 were announced
     assert st.tensor()[:, 0, 0, 0].tolist() == [1, 1, 2, 2, 3, 3, 3]
     assert _Stack(a, 2).tensor().data_ptr() == a.data_ptr()
+
+
+@pytest.mark.parametrize("ext,save", [
+    (".avif", {}),   # Pillow's own codec (the web's)
+    (".heic", {}),   # phones' photos, through the pillow-heif plugin
+    (".HEIF", {}),   # any case
+    (".gif", {}),
+])
+def test_every_format_people_send_is_read(tmp_path, ext, save):
+    """AVIF and HEIC photos are found in a folder and decoded like any other image (the pixels of
+    a lossy encoding of a smooth image stay close to it)."""
+    import numpy as np
+    from PIL import Image
+
+    from dif.data import load_image, register_heif, scan_folder
+
+    register_heif()  # the plugin's encoder writes the HEIC test file
+    yy, xx = np.mgrid[0:48, 0:64]
+    arr = np.stack([xx * 3, yy * 4, (xx + yy) * 2], axis=-1).clip(0, 255).astype(np.uint8)
+    path = tmp_path / f"photo{ext}"
+    Image.fromarray(arr).save(path, format={".gif": "GIF", ".avif": "AVIF"}.get(ext.lower(), "HEIF"), **save)
+    images, skipped = scan_folder(tmp_path)
+    assert images == [path] and skipped == []
+    x = load_image(path)
+    assert tuple(x.shape) == (3, 48, 64)
+    err = np.abs(x.permute(1, 2, 0).numpy() * 255 - arr).mean()
+    assert err < (40 if ext == ".gif" else 8), err  # GIF: a 256-colour palette
+
+
+def test_an_animation_gives_its_first_frame_and_says_so(tmp_path, caplog):
+    import logging
+
+    import numpy as np
+    from PIL import Image
+
+    from dif.data import load_image
+
+    frames = [Image.fromarray(np.full((32, 40, 3), v, np.uint8)) for v in (30, 120, 220)]
+    for ext in (".gif", ".webp"):
+        path = tmp_path / f"anim{ext}"
+        frames[0].save(path, save_all=True, append_images=frames[1:], duration=100, loop=0)
+        with caplog.at_level(logging.WARNING, logger="dif.data"):
+            x = load_image(path)
+        assert abs(float(x.mean()) * 255 - 30) < 3  # the first frame, not the last
+        assert f"anim{ext}: animated (3 frames); using its first frame" in caplog.text
+
+
+def test_heic_without_its_plugin_is_one_line_naming_it(tmp_path, monkeypatch):
+    import builtins
+
+    from dif.data import load_image, register_heif
+    from dif.errors import ImageReadError
+
+    register_heif.cache_clear()
+    real_import = builtins.__import__
+
+    def no_plugin(name, *a, **k):
+        if name == "pillow_heif":
+            raise ImportError(name)
+        return real_import(name, *a, **k)
+
+    monkeypatch.setattr(builtins, "__import__", no_plugin)
+    (tmp_path / "x.heic").write_bytes(b"not really")
+    with pytest.raises(ImageReadError, match=r"x\.heic: .*pip install pillow-heif"):
+        load_image(tmp_path / "x.heic")
+    register_heif.cache_clear()

@@ -378,14 +378,14 @@ def test_any_file_name_goes_into_the_csv(tmp_path, trained, tiny_data, scripts):
 def test_other_files_are_counted_and_reported(tmp_path, trained, tiny_data, scripts, capsys):
     data = tmp_path / "d"
     shutil.copytree(tiny_data, data)
-    Image.new("RGB", (64, 64)).save(data / "1_fake" / "anim.gif")
+    (data / "1_fake" / "drawing.svg").write_text("<svg xmlns='http://www.w3.org/2000/svg'/>")
     (data / "0_real" / "folder.jpg").mkdir()
     os.mkfifo(data / "0_real" / "pipe.png")
     (data / "0_real" / ".DS_Store").write_bytes(b"x")
     j = tmp_path / "m.json"
     assert run_main(scripts.eval.main, [str(trained), str(data), "--quiet", "--json", str(j)]) == 0
     err = capsys.readouterr().err
-    for name, why in (("anim.gif", "unsupported file type (.gif)"), ("folder.jpg", "not a regular file"),
+    for name, why in (("drawing.svg", "unsupported file type (.svg)"), ("folder.jpg", "not a regular file"),
                       ("pipe.png", "not a regular file")):
         assert f"{name}: {why}" in err, err
     assert ".DS_Store" not in err
