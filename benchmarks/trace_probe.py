@@ -2,7 +2,7 @@
 """Is there a fixed trace to find? The mean-difference fingerprint (no training) on held-out images.
 
     python benchmarks/trace_probe.py DATA [DATA ...] [--extractors highpass,wavelet-dwt] [--period 4]
-        [--perturb resize0.5,jpeg75] [--out OUT.json]
+        [--tiles 1] [--perturb resize0.5,jpeg75] [--out OUT.json]
 
 DATA holds train/ and test/, each with 0_real/ and 1_fake/ (``python -m dif.demo`` makes one). The
 test AUC of the mean fake minus mean real residual of DATA/train, per extractor, clean and with
@@ -22,6 +22,8 @@ def get_args_parser():
     p.add_argument("data", nargs="+", type=Path, help="folders with train/ and test/")
     p.add_argument("--extractors", default="highpass,wavelet-dwt", help="comma-separated extractor specs")
     p.add_argument("--crop", type=int_in(16, 8192), default=256)
+    p.add_argument("--tiles", type=int_in(0, 4096), default=1,
+                   help="crop-sized tiles per image (0 = every tile, as DIF's default; 1 = the centre crop)")
     p.add_argument("--period", type=int_in(2, 64), default=4, help="period in px of the trace whose power is compared")
     p.add_argument("--perturb", default="", help="also each of these perturbations (eval_dif.py --perturb's names)")
     p.add_argument("--out", type=Path, default=None, help="JSON of every result")

@@ -244,6 +244,43 @@ def test_the_trace_probe_finds_a_planted_periodic_pattern(tmp_path):
     assert all(r["auc"] == 1.0 and r["period_power_ratio"] > 2 and r["test"] == [4, 4] for r in rows)
 
 
+def test_the_trace_probe_over_every_tile(tmp_path):
+    """--tiles 0: the fakes carry the planted pattern everywhere but in their centre crop (as a
+    face fills the centre of a portrait); the centre-crop oracle sees nothing, the oracle over
+    every tile, each image scored by the mean of its tiles, separates them."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import numpy as np
+
+    from conftest import periodic_pattern, smooth_image, write_png
+    from dif.experiments.trace import per_image_mean
+
+    y, s = per_image_mean(["a", "a", "b"], [1, 1, 0], [0.2, 0.4, 0.1])
+    assert y.tolist() == [1, 0] and np.allclose(s, [0.3, 0.1])
+    rng = np.random.default_rng(0)
+    pat = periodic_pattern(96, 96)
+    pat[32:64, 32:64] = 0  # the centre crop of 32 px holds no trace
+    for split, n in (("train", 6), ("test", 5)):
+        for i in range(n):
+            write_png(tmp_path / "set" / split / "0_real" / f"r{i}.png", smooth_image(rng, 96, 96))
+            write_png(tmp_path / "set" / split / "1_fake" / f"f{i}.png", smooth_image(rng, 96, 96) + pat)
+    root = Path(__file__).resolve().parents[1]
+    auc = {}
+    for tiles in ("1", "0"):
+        out = tmp_path / f"t{tiles}.json"
+        p = subprocess.run([sys.executable, str(root / "benchmarks" / "trace_probe.py"), str(tmp_path / "set"),
+                            "--crop", "32", "--extractors", "highpass", "--tiles", tiles, "--out", str(out)],
+                           capture_output=True, text=True, timeout=300)
+        assert p.returncode == 0, p.stderr
+        (row,) = json.loads(out.read_text())["rows"]
+        assert row["test"] == [5, 5] and row["tiles"] == int(tiles)
+        auc[tiles] = row["auc"]
+    assert auc["0"] == 1.0 and auc["1"] < 0.9, auc
+
+
 def test_the_trace_probe_under_perturbations(tmp_path):
     """trace_probe.py --perturb: each perturbation applied to train and test images gives a row with
     the matched (oracle) AUC and the clean fingerprint's AUC; a planted period-4 pattern survives
