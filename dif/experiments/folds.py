@@ -4,6 +4,7 @@ training folds and scored on the same held-out folds, clean and perturbed. The p
 are this one engine with other methods and another printout."""
 from __future__ import annotations
 
+import json
 import logging
 import time
 from pathlib import Path
@@ -152,9 +153,10 @@ def comparison_table_text(results: dict, methods: Sequence[str], folds: int, see
     return "\n".join(lines)
 
 
-def _progress_writer(out: Path, record: dict):
+def _progress_writer(out: Path, record: dict) -> Callable[[dict], None]:
+    """Writes results.json with the generators done so far (one process only), so that a stopped
+    run keeps them."""
     from ..atomic import write_text_atomic
-    import json
 
     def write(results: dict) -> None:
         write_text_atomic(out / "results.json", json.dumps(dict(record, generators=results), indent=1) + "\n")
@@ -163,7 +165,6 @@ def _progress_writer(out: Path, record: dict):
 
 def run_paper_table(args) -> int:
     """``benchmarks/paper_table.py``: one DIF fingerprint per fold and generator, the paper's table."""
-    import json
     from dataclasses import replace
 
     from ..atomic import check_output_dir, write_text_atomic
@@ -203,8 +204,6 @@ def run_paper_table(args) -> int:
 
 def run_compare_methods(args) -> int:
     """``benchmarks/compare_methods.py``: DIF and DeepFeatureX on the same folds."""
-    import json
-
     from ..atomic import check_output_dir, write_text_atomic
     from ..choose import parse_auto
     from ..cli import resolve_device
