@@ -13,7 +13,7 @@ from pathlib import Path
 
 from ..atomic import check_output_file, write_text_atomic
 from ..errors import DIFError
-from .common import REPO
+from .common import REPO, parse_list
 
 
 def run(cmd: list[str]) -> tuple[str, float]:
@@ -57,12 +57,7 @@ def one_seed(work: Path, seed: int, demo_args: list[str], train_args: list[str],
 
 def run_seeds(a) -> int:
     """Each seed of ``a.seeds`` not yet in ``a.out`` (same arguments), then the mean per condition."""
-    try:
-        seeds = [int(s) for s in a.seeds.split(",") if s.strip()]
-    except ValueError:
-        raise DIFError(f"--seeds: {a.seeds!r} is not a comma-separated list of integers") from None
-    if not seeds:
-        raise DIFError("--seeds: no seed named")
+    seeds = parse_list(a.seeds, "--seeds")
     check_output_file(a.out, "--out")
     key = {"demo_args": a.demo_args, "train_args": a.train_args, "perturb": a.perturb,
            "threads": os.environ.get("OMP_NUM_THREADS", "all")}

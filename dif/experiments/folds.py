@@ -213,10 +213,12 @@ def run_compare_methods(args) -> int:
     from ..distributed import close_world, init_world
     from ..extractors import build_extractor
     from ..methods import get_method
+    from ..robustness import parse_perturbations
     from .common import need_shared_data, select
 
     if parse_auto(args.dif_extractor) is None:
         build_extractor(args.dif_extractor)  # a bad spec before any work
+    conditions = ["clean"] + (parse_perturbations(args.perturb) if args.perturb else [])
     root = args.data_root or need_shared_data()
     gens = select(generators(root), args.only, "--only")
     check_output_dir(args.out, "--out")
@@ -232,7 +234,6 @@ def run_compare_methods(args) -> int:
     else:
         print(f"note: ImageNet resnet18 weights not in the cache ({path}); that variant is not run")
     makers = select(makers, args.methods, "--methods", "methods")
-    conditions = ["clean"] + [c for c in args.perturb.split(",") if c.strip()]
     record = {"folds": args.folds, "seed": args.seed, "device": str(device), "conditions": conditions}
     t0 = time.perf_counter()
     results = cross_validate(gens, makers, folds=args.folds, seed=args.seed, conditions=conditions, device=device,

@@ -48,7 +48,7 @@ from ..lineage import decide, likeness_of, load_methods, model_statistics
 from ..metrics import binary_metrics, wilson_interval
 from ..plots import _plt, _save
 from ..robustness import get_perturbation
-from .common import need_shared_data, train_dif_folder
+from .common import need_shared_data, parse_list, train_dif_folder
 
 KINDS = ("self", "child", "sibling", "sibling's child", "other architecture", "other architecture's child",
          "other data, same architecture", "other data, other architecture")
@@ -209,18 +209,13 @@ def _figure(record: dict, path: Path) -> None:
 def run_sweep(args) -> int:
     """Train every replicate's models and fingerprints, score every model with every fingerprint,
     decide every (parent, candidate) pair; results.json, pairs and a figure in ``args.out``."""
-    try:
-        seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
-        finetune = sorted({int(s) for s in args.finetune.split(",") if s.strip()})
-    except ValueError:
-        raise DIFError("--seeds and --finetune: whole numbers separated by commas") from None
-    if not seeds or len(set(seeds)) != len(seeds) or min(seeds) < 0:
+    seeds = parse_list(args.seeds, "--seeds", low=0)
+    finetune = sorted(set(parse_list(args.finetune, "--finetune", low=1)))
+    if len(set(seeds)) != len(seeds):
         raise DIFError("--seeds needs distinct seeds >= 0")
     if len(seeds) < 3:
         print(f"note: {len(seeds)} replicate(s): no pair has a pool of other replicates, so only the AUC table is "
               "made (the lineage decision needs at least 3 seeds)")
-    if not finetune or finetune[0] < 1:
-        raise DIFError("--finetune needs at least one depth >= 1")
     if not 0 < args.alpha < 1:
         raise DIFError(f"--alpha must be in (0, 1), got {args.alpha}")
     conditions = ["clean"] + [c.strip() for c in args.perturb.split(",") if c.strip()]

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 from ..errors import DIFError
-from .common import REPO
+from .common import REPO, parse_list
 
 CROP = 256
 
@@ -54,9 +54,9 @@ def subset(pool: Path, n: int, out: Path) -> Path:
 def make_checkpoint(folder: Path) -> Path:
     import torch
 
-    from dif.checkpoint import save_checkpoint
-    from dif.config import DIFConfig
-    from dif.fingerprint import TrainState
+    from ..checkpoint import save_checkpoint
+    from ..config import DIFConfig
+    from ..fingerprint import TrainState
 
     if not (folder / "chk_1.pt").is_file():
         folder.mkdir(parents=True, exist_ok=True)
@@ -101,16 +101,16 @@ def child(mode: str, check: str, data: str, csv: str) -> None:
     if mode == "stream":
         import eval_dif  # noqa: E402  (the script itself, as a user runs it)
 
-        from dif.cli import run_main
+        from ..cli import run_main
 
         rc = run_main(eval_dif.main, [check, data, "--csv", csv, "--quiet"])
         if rc:
             raise SystemExit(rc)
     else:  # the pre-streaming pipeline: every residual of the folder held at once
-        from dif.checkpoint import load_fingerprint_dir
-        from dif.data import compute_residuals, find_labelled
-        from dif.detect import Detector
-        from dif.extractors import build_extractor
+        from ..checkpoint import load_fingerprint_dir
+        from ..data import compute_residuals, find_labelled
+        from ..detect import Detector
+        from ..extractors import build_extractor
 
         lf = load_fingerprint_dir(check)
         det = Detector.from_state(lf.state)
@@ -137,7 +137,7 @@ def child_rank(argv: list[str]) -> None:
     """One rank: run eval_dif.py's main, then print this rank's peak memory."""
     import eval_dif
 
-    from dif.cli import run_main
+    from ..cli import run_main
 
     rc = run_main(eval_dif.main, argv)
     rank = int(os.environ.get("RANK", "0"))
@@ -149,11 +149,8 @@ def child_rank(argv: list[str]) -> None:
 
 def run_streaming(args) -> int:
     """Peak memory per size of ``args.sizes``; ``args.compare`` adds the keep-every-residual pipeline."""
-    try:
-        sizes = [int(s) for s in args.sizes.split(",")]
-    except ValueError:
-        raise DIFError(f"--sizes must be comma-separated whole numbers, got {args.sizes!r}") from None
-    if not sizes or any(n < 2 or n % 2 or n > 1_000_000 for n in sizes):
+    sizes = parse_list(args.sizes, "--sizes")
+    if any(n < 2 or n % 2 or n > 1_000_000 for n in sizes):
         raise DIFError(f"--sizes must be even numbers in [2, 1000000], got {args.sizes!r}")
     tmp = None
     work = args.workdir
@@ -189,12 +186,7 @@ def run_streaming(args) -> int:
 
 def run_processes(args) -> int:
     """Images per second and memory per process count of ``args.procs``, per extractor."""
-    try:
-        procs = [int(x) for x in args.procs.split(",")]
-    except ValueError:
-        raise DIFError(f"--procs must be comma-separated whole numbers, got {args.procs!r}") from None
-    if not procs or min(procs) < 1:
-        raise DIFError("--procs must be >= 1")
+    procs = parse_list(args.procs, "--procs", low=1)
 
     n = args.images - args.images % 2
     make_images(args.workdir / "pool", n)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import replace
 import shlex
 import time
 from pathlib import Path
@@ -69,7 +70,7 @@ def run_compare(args) -> int:
             methods, rows = {}, {}
             for name, cfg in recipes.items():
                 t = time.perf_counter()
-                methods[name] = get_method("dif").build(DIFConfig(**dict(cfg.to_dict(), seed=seed)))
+                methods[name] = get_method("dif").build(replace(cfg, seed=seed))
                 methods[name].fit(list(train.paths), list(train.labels), device=torch.device("cpu"))
                 rows[name] = {"data": str(d), "recipe": name, "seed": seed,
                               "train_seconds": round(time.perf_counter() - t, 1)}

@@ -15,6 +15,15 @@ import tempfile
 import time
 from pathlib import Path
 
+import torch
+
+from ..choose import parse_auto
+from ..config import DIFConfig
+from ..data import center_crop, compute_residuals, find_labelled, load_image, training_residuals
+from ..detect import Detector
+from ..extractors import DNCNN_PAD, SHIPPED_DNCNN, DnCNN, DnCNNExtractor, build_extractor
+from ..fingerprint import train_fingerprint
+from ..methods import get_method
 from .common import matmul_gflops, workload_dir
 
 FAST = ("folded", "bf16")  # the faster precisions of the DnCNN, each against the fp32 reference
@@ -22,19 +31,7 @@ FAST = ("folded", "bf16")  # the faster precisions of the DnCNN, each against th
 
 def run_train(args) -> int:
     """DIF training speed on ``args.images`` images per class."""
-    from dif.config import DIFConfig
-
     DIFConfig(epochs=args.epochs, crop=args.crop).validate()  # the crop grid, before any work
-
-    import torch
-
-    from dif.config import DIFConfig
-    from dif.data import compute_residuals, find_labelled, training_residuals
-    from dif.extractors import DnCNN, DnCNNExtractor, build_extractor
-    from dif.fingerprint import train_fingerprint
-
-    from dif.choose import parse_auto
-
     if parse_auto(args.extractor) is not None:
         return time_auto(args)
     with tempfile.TemporaryDirectory() as tmp:
@@ -81,12 +78,6 @@ def run_train(args) -> int:
 
 def time_auto(args) -> int:
     """The whole ``auto`` fit: every candidate's residuals and fold fingerprints, then the final one."""
-    import torch
-
-    from dif.config import DIFConfig
-    from dif.data import find_labelled
-    from dif.methods.dif import DIFMethod
-
     cfg = DIFConfig(epochs=args.epochs, crop=args.crop, extractor=args.extractor, checkpoint_every=args.epochs,
                     train_precision=args.train_precision, extractor_precision=args.extractor_precision)
     if args.augment is not None:
@@ -94,7 +85,7 @@ def time_auto(args) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         ds = find_labelled(workload_dir(Path(tmp), args.images))
         t0 = time.perf_counter()
-        report = DIFMethod.build(cfg).fit(ds.paths, ds.labels, device=torch.device("cpu"))
+        report = get_method("dif").build(cfg).fit(ds.paths, ds.labels, device=torch.device("cpu"))
         total = time.perf_counter() - t0
     choice = report["extractor_choice"]
     res = {"images": len(ds.paths), "augment": cfg.augment, "crop": args.crop, "epochs": args.epochs,
@@ -109,12 +100,6 @@ def time_auto(args) -> int:
 
 def run_eval(args) -> int:
     """Images per second of each extractor, forward alone and the whole evaluation path."""
-    import torch
-
-    from dif.data import center_crop, compute_residuals, find_labelled, load_image
-    from dif.extractors import DNCNN_PAD, SHIPPED_DNCNN, DnCNN, DnCNNExtractor, build_extractor
-    from dif.detect import Detector
-
     crop = (args.crop, args.crop)
     out = {"threads": torch.get_num_threads(), "matmul_gflops": round(matmul_gflops(), 1), "crop": args.crop}
     with tempfile.TemporaryDirectory() as tmp:
@@ -156,12 +141,8 @@ def run_eval(args) -> int:
 
 def run_deepfeaturex(args) -> int:
     """DeepFeatureX: decoding and resizing once (with and without workers) against training."""
-    import torch
-
-    from dif.data import find_labelled
-    from dif.deepfeaturex.data import load_resized
-    from dif.deepfeaturex.method import DeepFeatureXMethod
-    from dif.deepfeaturex.train import DFXConfig
+    from ..deepfeaturex.data import load_resized
+    from ..deepfeaturex.train import DFXConfig
 
     with tempfile.TemporaryDirectory() as tmp:
         ds = find_labelled(workload_dir(Path(tmp), args.images, ("crn", "imle", "san")))
@@ -170,7 +151,7 @@ def run_deepfeaturex(args) -> int:
             t0 = time.perf_counter()
             load_resized(ds.paths, args.size, workers=w)
             out[f"decode_resize_s_workers{w}"] = round(time.perf_counter() - t0, 2)
-        m = DeepFeatureXMethod.build(DFXConfig(image_size=args.size, epochs=args.epochs))
+        m = get_method("deepfeaturex").build(DFXConfig(image_size=args.size, epochs=args.epochs))
         t0 = time.perf_counter()
         rep = m.fit(ds.paths, ds.labels, device=torch.device("cpu"))
         out["fit_total_s"] = round(time.perf_counter() - t0, 1)

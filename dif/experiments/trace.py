@@ -20,6 +20,7 @@ import torch
 from sklearn.metrics import roc_auc_score
 
 from ..atomic import check_output_file, write_text_atomic
+from ..choose import per_image_scores
 from ..data import compute_residuals
 from ..errors import DIFError
 from ..extractors import build_extractor
@@ -48,12 +49,9 @@ def period_after(period: int, perturbation: str) -> Optional[int]:
 
 
 def per_image_mean(paths, labels, scores) -> tuple[np.ndarray, np.ndarray]:
-    """(labels, scores) per image, in the order first met: the mean score of each image's tiles."""
-    groups: dict = {}
-    for p, y, v in zip(paths, labels, scores):
-        groups.setdefault(p, (int(y), []))[1].append(float(v))
-    return (np.array([y for y, _ in groups.values()]),
-            np.array([np.mean(v, dtype=np.float64) for _, v in groups.values()]))
+    """(labels, scores) per image: the mean score of each image's tiles (``choose.per_image_scores``
+    with the image's path as its group)."""
+    return per_image_scores(np.asarray(scores, dtype=np.float64), np.asarray(labels), np.asarray([str(p) for p in paths]))
 
 
 def run(args) -> int:
