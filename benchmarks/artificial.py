@@ -2,8 +2,9 @@
 """Artificial fingerprints: quality and robustness of a pair, and the transfer to a generator.
 
     python benchmarks/artificial.py quality [--check dif/weights/artificial ...] [--photos DIR ...] [--whole]
-        [--figure PNG] [--json OUT]
-    python benchmarks/artificial.py transfer [--check DIR] [--steps 3000] [--training gan|ae] [--json OUT]
+        [--figure PNG] [--example PNG] [--psnr DB] [--json OUT]
+    python benchmarks/artificial.py transfer [--check DIR] [--size 128] [--steps 3000] [--training gan|ae]
+        [--samples-dir DIR [--reread]] [--json OUT]
 
 quality: bit accuracy, PSNR / SSIM, bit accuracy under the paper's perturbations and attribution
 among 1,000 users on held-out photos (default: LIVE1 of ../shared/data). transfer: a generator
@@ -26,6 +27,9 @@ def get_args_parser():
     q.add_argument("--check", type=Path, nargs="+", default=[DEFAULT_PAIR],
                    help="folder(s) with encoder.pth, decoder.pth (several: compared in the figure)")
     q.add_argument("--figure", type=Path, default=None, help="bit accuracy under each perturbation, one line per pair")
+    q.add_argument("--example", type=Path, default=None,
+                   help="a whole-photo pair: the first photo beside its original at 100%% zoom, and the difference (PNG)")
+    q.add_argument("--psnr", type=float, default=None, help="a whole-photo pair's strength in dB (default: its own)")
     q.add_argument("--photos", type=Path, nargs="+", default=None,
                    help="folder(s) of held-out photos (default: ../shared/data/natural/live1)")
     q.add_argument("--whole", action="store_true", help="each photo whole, as the embed and detect commands see it")
@@ -35,7 +39,12 @@ def get_args_parser():
     q.add_argument("--json", type=Path, default=None)
     t = sub.add_parser("transfer", help="does the fingerprint carry over to a generator's samples?")
     t.add_argument("--check", type=Path, default=DEFAULT_PAIR, help="folder with encoder.pth + decoder.pth")
+    t.add_argument("--size", type=int_in(8, 128), default=None,
+                   help="crop and generator size (default: the pair's resolution; any power of 2 for a whole-photo pair)")
+    t.add_argument("--samples-dir", type=Path, default=None, help="save each generator's samples here as PNG")
+    t.add_argument("--reread", action="store_true", help="read the samples saved in --samples-dir instead of training")
     t.add_argument("--steps", type=int_in(1, 10**7), default=3000)
+    t.add_argument("--batch", type=int_in(1, 4096), default=64, help="the generator's batch size")
     t.add_argument("--crops", type=int_in(64, 10**7), default=4000, help="training crops")
     t.add_argument("--samples", type=int_in(1, 10**6), default=500)
     t.add_argument("--training", choices=["gan", "ae"], default="gan")

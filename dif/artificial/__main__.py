@@ -59,6 +59,8 @@ def parse_args(argv: Optional[Sequence[str]] = None):
             s.add_argument("--fingerprint", default=None, help="embed this bit string (implies identical fingerprints)")
             s.add_argument("--seed", type=int_in(0, 2**32 - 1), default=42, help="seed of the fingerprints (theirs: 42)")
             s.add_argument("--check", type=Path, default=None, help="also decode with this decoder and report bit accuracy")
+            s.add_argument("--psnr", type=float, default=None,
+                           help="a whole-photo pair's strength in dB (default: the pair's own, 38.5 for the shipped one)")
         else:
             s.add_argument("--decoder_path", "--decoder-path", type=Path, default=DEFAULT_DECODER,
                            help="decoder weights (default: the shipped pair's)")
@@ -92,6 +94,13 @@ def parse_args(argv: Optional[Sequence[str]] = None):
     d.add_argument("--alpha", type=alpha_arg, default=DEFAULT_ALPHA, help="overall significance (default 1e-6)")
     d.add_argument("--use_celeba_preprocessing", "--use-celeba-preprocessing", action="store_true")
     d.add_argument("--overwrite", action="store_true")
+
+    w = sub.add_parser("whole", help="a whole-photo pair (each photo fingerprinted at its own size) from a square pair")
+    w.add_argument("--init_from", "--init-from", type=Path, required=True,
+                   help="folder of a trained pair (encoder.pth, decoder.pth); its networks are kept as they are")
+    w.add_argument("--psnr", type=float, default=38.5, help="the change's strength per photo, in dB (default 38.5)")
+    w.add_argument("--output_dir", "--output-dir", type=Path, required=True)
+    w.add_argument("--overwrite", action="store_true")
     return p.parse_args(argv)
 
 
@@ -274,13 +283,14 @@ def cmd_embed(args) -> int:
         raise DIFError(f"two images of {shown(args.data_dir)} share a name stem; their PNG outputs would collide")
     owned = lambda name: name in ("fingerprinted_images", "embedded_fingerprints.txt", "summary.json")  # noqa: E731
     lines, psnrs, ssims, accs = [], [], [], []
+    psnr_db = _frame_psnr(enc, args.psnr, args.use_celeba_preprocessing)
     with RunFolder(args.output_dir, args.overwrite, owned, what="--output_dir") as run:
         out = run.tmp / "fingerprinted_images"
         out.mkdir()
         from PIL import Image
 
-        for kept, x in _batches(paths, enc.resolution, args.use_celeba_preprocessing, args.batch_size, args.workers,
-                                not args.quiet, "Embedding"):
+        for kept, x in ([] if psnr_db else _batches(paths, enc.resolution, args.use_celeba_preprocessing, args.batch_size, args.workers,
+                                not args.quiet, "Embedding")):
             bits = fixed.expand(len(x), n).clone() if fixed is not None else random_bits(len(x), n, g)
             with torch.no_grad():
                 y = (enc(bits.to(device), x.to(device)).cpu() * 255).round() / 255
@@ -293,12 +303,15 @@ def cmd_embed(args) -> int:
                 arr = (img.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
                 Image.fromarray(arr).save(out / f"{p.stem}.png")
                 lines.append((f"{p.stem}.png", bits_to_str(b)))
+        if psnr_db:
+            lines, psnrs, ssims, accs = _embed_frames(args, paths, enc, dec, fixed, g, psnr_db, out, device)
         if not lines:
             raise DIFError(f"no readable images in {shown(args.data_dir)}")
         write_text_atomic(run.tmp / "embedded_fingerprints.txt",
                           fingerprint_lines([n for n, _ in lines], [b for _, b in lines]))
         summary = {"encoder": str(args.encoder_path), "images": len(lines), "resolution": enc.resolution,
-                   "fingerprint_length": n, "identical_fingerprints": fixed is not None, "seed": args.seed,
+                   "protocol": f"whole photo at its own size, {psnr_db:g} dB" if psnr_db else
+                   f"centre square resized to {enc.resolution} px", "fingerprint_length": n, "identical_fingerprints": fixed is not None, "seed": args.seed,
                    "psnr": float(torch.cat(psnrs).mean()), "ssim": float(torch.cat(ssims).mean())}
         if accs:
             summary["bit_accuracy"] = float(torch.cat(accs).mean())
@@ -310,14 +323,75 @@ def cmd_embed(args) -> int:
     return 0
 
 
+def _frame_psnr(enc, psnr: Optional[float], celeba: bool) -> Optional[float]:
+    """The PSNR a whole-photo pair embeds at (None for a pair of the square protocol)."""
+    if psnr is not None and not enc.frame_psnr:
+        raise DIFError("--psnr sets the strength of a whole-photo pair; this encoder fingerprints a square "
+                       f"{enc.resolution} px thumbnail")
+    if psnr is not None and not 20 <= psnr <= 80:
+        raise DIFError(f"--psnr must be from 20 to 80 dB, got {psnr:g}")
+    if enc.frame_psnr and celeba:
+        raise DIFError("--use_celeba_preprocessing crops to a square: a whole-photo pair keeps the photo whole")
+    return psnr if psnr is not None else enc.frame_psnr
+
+
+def _full_size(img: torch.Tensor) -> torch.Tensor:
+    return img
+
+
+def _embed_frames(args, paths, enc, dec, fixed, g, psnr_db: float, out: Path, device):
+    """Each photo fingerprinted whole at its own size (``dif.artificial.frame``), saved as PNG."""
+    from PIL import Image
+
+    from ..data import stream_images
+    from .bits import bit_accuracy, bits_to_str, decode_bits, random_bits
+    from .frame import embed_frame, read_frame
+    from .train import psnr, ssim
+
+    n = enc.fingerprint_length
+    lines, psnrs, ssims, accs = [], [], [], []
+    for idx, cols in stream_images(paths, [_full_size], batch_size=1, workers=args.workers, progress=not args.quiet,
+                                   desc="Embedding"):
+        for i, x in zip(idx, cols[0]):
+            x = x[None].to(device)
+            bits = fixed[None].clone() if fixed is not None else random_bits(1, n, g)
+            with torch.no_grad():
+                y = (embed_frame(enc, bits.to(device), x, psnr_db) * 255).round() / 255
+            psnrs.append(psnr(y, x).cpu())
+            ssims.append(ssim(y, x).cpu())
+            if dec is not None:
+                with torch.no_grad():
+                    got = decode_bits(read_frame(dec, y)[0]).cpu()
+                accs.append(torch.from_numpy(bit_accuracy(bits, got)))
+            arr = (y[0].permute(1, 2, 0).cpu().numpy() * 255).round().astype(np.uint8)
+            Image.fromarray(arr).save(out / f"{paths[i].stem}.png")
+            lines.append((f"{paths[i].stem}.png", bits_to_str(bits[0])))
+    return lines, psnrs, ssims, accs
+
+
 def _decode(args, dec, device, desc: str):
     """(names, N x n decoded bits) of the images of --data_dir."""
     from .bits import decode_bits
 
     check_celeba(dec.resolution, args.use_celeba_preprocessing, "decoder")
     names, rows = [], []
-    for kept, x in _batches(_images(args.data_dir), dec.resolution, args.use_celeba_preprocessing, args.batch_size,
-                            args.workers, not args.quiet, desc):
+    if dec.frame_psnr:
+        if args.use_celeba_preprocessing:
+            raise DIFError("--use_celeba_preprocessing crops to a square: a whole-photo pair reads the photo whole")
+        from ..data import stream_images
+        from .frame import ReadCanvas, read_frame
+
+        paths = _images(args.data_dir)
+        for idx, cols in stream_images(paths, [ReadCanvas(dec.resolution)], batch_size=args.batch_size,
+                                       workers=args.workers, progress=not args.quiet, desc=desc):
+            if idx:
+                with torch.no_grad():
+                    rows.append(decode_bits(read_frame(dec, torch.stack(cols[0]).to(device))[0]).cpu().numpy()
+                                .astype(np.uint8))
+                names += [paths[i].name for i in idx]
+    for kept, x in ([] if dec.frame_psnr else _batches(_images(args.data_dir), dec.resolution,
+                                                         args.use_celeba_preprocessing, args.batch_size,
+                                                         args.workers, not args.quiet, desc)):
         with torch.no_grad():
             rows.append(decode_bits(dec(x.to(device))).cpu().numpy().astype(np.uint8))
         names += [p.name for p in kept]
@@ -384,6 +458,33 @@ def cmd_attribute(args) -> int:
     return 0
 
 
+def cmd_whole(args) -> int:
+    """The --init_from pair's networks, with the whole-photo protocol and its PSNR recorded in both
+    weight files (``dif.artificial.frame``), and a model card naming where they came from."""
+    from ..atomic import RunFolder, write_text_atomic
+    from .weights import load_model, save_model
+
+    if not 20 <= args.psnr <= 80:
+        raise DIFError(f"--psnr must be from 20 to 80 dB, got {args.psnr:g}")
+    enc = load_model(args.init_from / "encoder.pth", "encoder")
+    dec = load_model(args.init_from / "decoder.pth", "decoder", enc.resolution, enc.fingerprint_length)
+    enc.frame_psnr = dec.frame_psnr = float(args.psnr)
+    owned = lambda name: name in ("encoder.pth", "decoder.pth", "model_card.md")  # noqa: E731
+    with RunFolder(args.output_dir, args.overwrite, owned, what="--output_dir") as run:
+        save_model(run.tmp / "encoder.pth", enc)
+        save_model(run.tmp / "decoder.pth", dec)
+        write_text_atomic(run.tmp / "model_card.md", "\n".join([
+            "# Artificial-fingerprint pair for whole photos: model card", "",
+            f"- made by: `{command_line()}`",
+            f"- networks: those of `{args.init_from}` unchanged ({enc.resolution} px, {enc.fingerprint_length} bits"
+            + (", grey level only" if enc.luma else "") + "; its own model card says how they were trained)",
+            f"- protocol: each photo fingerprinted whole at its own size, the change set to {args.psnr:g} dB per "
+            "photo, read whole (`dif.artificial.frame`)", ""]))
+        run.commit()
+    print(f"wrote a whole-photo pair at {args.psnr:g} dB from {args.init_from} to {args.output_dir}")
+    return 0
+
+
 def cmd_detector(args) -> int:
     from .method import make_detector
 
@@ -395,7 +496,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parse_args(argv)
     setup_logging()
     return {"train": cmd_train, "embed": cmd_embed, "detect": cmd_detect, "attribute": cmd_attribute,
-            "detector": cmd_detector}[args.command](args)
+            "detector": cmd_detector, "whole": cmd_whole}[args.command](args)
 
 
 def cli() -> int:

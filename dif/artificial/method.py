@@ -102,9 +102,15 @@ class ArtificialMethod(Method):
         return threshold_score(self.alpha)
 
     def prepare_key(self, allow_smaller: bool) -> Hashable:
+        if self.decoder.frame_psnr:
+            return ("whole-frame", self.decoder.resolution)
         return ("square-resize", self.decoder.resolution, self.celeba)
 
     def prepare(self, allow_smaller: bool) -> Callable[[torch.Tensor], torch.Tensor]:
+        if self.decoder.frame_psnr:  # a whole-photo pair reads the whole frame (dif.artificial.frame)
+            from .frame import ReadCanvas
+
+            return ReadCanvas(self.decoder.resolution)
         from .train import Preprocess
 
         return Preprocess(self.decoder.resolution, self.celeba)
@@ -114,6 +120,10 @@ class ArtificialMethod(Method):
 
     def features(self, batch: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
+            if self.decoder.frame_psnr:
+                from .frame import read_frame
+
+                return decode_bits(read_frame(self.decoder, batch.to(self.device))[0])
             return decode_bits(self.decoder(batch.to(self.device)))
 
     def score_features(self, features: torch.Tensor) -> np.ndarray:

@@ -15,6 +15,8 @@ load unchanged.
 """
 from __future__ import annotations
 
+from typing import Optional
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -70,6 +72,7 @@ class FingerprintEncoder(nn.Module):
         self.resolution = check_resolution(resolution)
         self.fingerprint_length = fingerprint_length
         self.luma = bool(luma)
+        self.frame_psnr: Optional[float] = None  # set for a whole-frame pair (dif.artificial.frame)
         self.secret_dense = nn.Linear(fingerprint_length, 16 * 16 * 3)
         self.conv1 = _conv(6, 32)
         self.conv2 = _conv(32, 32, stride=2)
@@ -125,6 +128,7 @@ class FingerprintDecoder(nn.Module):
         super().__init__()
         self.resolution = check_resolution(resolution)
         self.fingerprint_length = fingerprint_length
+        self.frame_psnr: Optional[float] = None  # set for a whole-frame pair (dif.artificial.frame)
         layers, cin = [], 3
         for cout, stride in ((32, 2), (32, 1), (64, 2), (64, 1), (64, 2), (128, 2), (128, 2)):
             layers += [_conv(cin, cout, stride=stride), nn.ReLU()]

@@ -28,6 +28,7 @@ def save_model(path: Path, model: FingerprintEncoder | FingerprintDecoder, extra
     kind = "encoder" if isinstance(model, FingerprintEncoder) else "decoder"
     payload = {"format": FORMAT[kind], "resolution": model.resolution, "fingerprint_length": model.fingerprint_length,
                **({"luma": True} if kind == "encoder" and model.luma else {}),
+               **({"frame_psnr": float(model.frame_psnr)} if model.frame_psnr else {}),
                "state_dict": {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()},
                **(extra or {})}
     return save_torch_atomic(path, payload)
@@ -63,11 +64,12 @@ def load_model(path: str | Path, kind: str, resolution: Optional[int] = None, fi
             other = "encoder" if kind == "decoder" else "decoder"
             raise DIFError(f"{shown(path)} is a fingerprint {other}, not a {kind}")
         sd, res, n = payload.get("state_dict"), payload.get("resolution"), payload.get("fingerprint_length")
-        luma = payload.get("luma", False)
-        if not isinstance(sd, dict) or not isinstance(res, int) or not isinstance(n, int) or not isinstance(luma, bool):
+        luma, frame_psnr = payload.get("luma", False), payload.get("frame_psnr")
+        if not isinstance(sd, dict) or not isinstance(res, int) or not isinstance(n, int) or not isinstance(luma, bool) \
+                or not (frame_psnr is None or (isinstance(frame_psnr, float) and 20 <= frame_psnr <= 80)):
             raise DIFError(f"{shown(path)}: a damaged fingerprint {kind} file")
     else:  # their plain state dict
-        sd, luma = payload, False
+        sd, luma, frame_psnr = payload, False, None
         res, n = _shape_info(kind, sd, path)
     if not all(isinstance(v, torch.Tensor) for v in sd.values()):
         raise DIFError(f"{shown(path)}: a state dict is not a dict of tensors")
@@ -99,4 +101,5 @@ def load_model(path: str | Path, kind: str, resolution: Optional[int] = None, fi
         model.load_state_dict(sd)
     except RuntimeError as exc:
         raise DIFError(f"{shown(path)}: weights do not fit a {res} px, {n}-bit {kind} ({first_line(exc, 120)})") from None
+    model.frame_psnr = frame_psnr
     return model.to(device).eval()

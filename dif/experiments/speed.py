@@ -7,6 +7,8 @@ CPU, each on CNNDetection images of the shared data (synthetic ones of the same 
   evaluation path (decode, crop, extract, correlate), the DnCNN in every precision, against the
   machine's fp32 matmul rate.
 - ``run_deepfeaturex``: decoding against training time of the 2-class DeepFeatureX.
+- ``run_embed``: photos per second of ``python -m dif.artificial embed`` and ``detect`` (the
+  default whole-photo pair) on a folder of photos at their own size (default: the 1024 px faces).
 """
 from __future__ import annotations
 
@@ -162,3 +164,26 @@ def run_deepfeaturex(args) -> int:
     print(json.dumps(out, indent=2))
     return 0
 
+
+
+def run_embed(args) -> int:
+    """Photos per second of the artificial fingerprints' embed and detect commands, end to end
+    (decoding, the networks, writing PNG files), on ``args.photos``."""
+    from ..artificial.__main__ import main as art_main
+    from ..data import list_images
+    from .common import need_shared_data
+
+    folder = args.photos or need_shared_data() / "faces" / "0_real"
+    n = len(list_images(folder))
+    out = {"threads": torch.get_num_threads(), "photos": n, "folder": str(folder)}
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.perf_counter()
+        art_main(["embed", "--data_dir", str(folder), "--output_dir", f"{tmp}/emb", "--quiet", "--workers", "0"])
+        out["embed_photos_per_s"] = round(n / (time.perf_counter() - t0), 2)
+        t0 = time.perf_counter()
+        art_main(["detect", "--data_dir", f"{tmp}/emb/fingerprinted_images", "--output_dir", f"{tmp}/det", "--quiet",
+                  "--fingerprints", f"{tmp}/emb/embedded_fingerprints.txt", "--workers", "0"])
+        out["detect_photos_per_s"] = round(n / (time.perf_counter() - t0), 2)
+        out["bit_accuracy"] = json.loads(Path(f"{tmp}/det/summary.json").read_text())["bit_accuracy"]
+    print(json.dumps(out, indent=2))
+    return 0
