@@ -29,7 +29,6 @@ import torch.nn.functional as F
 
 from .models import FingerprintDecoder, FingerprintEncoder
 
-DEFAULT_PSNR = 38.5
 GRIDS = (1, 2, 3, 4)
 READ_GRIDS = (2, 3, 4)  # the grids read_frame compares (grid 1 is for tiny photos, read as they are)
 REFINE = (-0.006, -0.004, -0.002, 0.002, 0.004, 0.006)  # read_frame's second look, around its first choice
@@ -178,6 +177,7 @@ def read_frame(decoder: FingerprintDecoder, x: torch.Tensor, search: Sequence[fl
     never by what the bits say, keeps a clean photo's bits random."""
     if tiny(*x.shape[-2:], decoder.resolution):
         return frame_logits(decoder, x, 1.0, 1), torch.ones(len(x))
+    x = thumbnail(x, canvas_side(decoder.resolution))  # once, not per reading
     best_l = best_c = best_f = best_g = None
     for g, f in ((g, f) for g in grids for f in search):
         t, w = frame_tiles(decoder, x, f, g)
