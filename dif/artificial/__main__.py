@@ -328,8 +328,10 @@ def _frame_psnr(enc, psnr: Optional[float], celeba: bool) -> Optional[float]:
     if psnr is not None and not enc.frame_psnr:
         raise DIFError("--psnr sets the strength of a whole-photo pair; this encoder fingerprints a square "
                        f"{enc.resolution} px thumbnail")
-    if psnr is not None and not 20 <= psnr <= 80:
-        raise DIFError(f"--psnr must be from 20 to 80 dB, got {psnr:g}")
+    if psnr is not None:
+        from .frame import check_psnr
+
+        check_psnr(psnr)
     if enc.frame_psnr and celeba:
         raise DIFError("--use_celeba_preprocessing crops to a square: a whole-photo pair keeps the photo whole")
     return psnr if psnr is not None else enc.frame_psnr
@@ -462,10 +464,10 @@ def cmd_whole(args) -> int:
     """The --init_from pair's networks, with the whole-photo protocol and its PSNR recorded in both
     weight files (``dif.artificial.frame``), and a model card naming where they came from."""
     from ..atomic import RunFolder, write_text_atomic
+    from .frame import check_psnr
     from .weights import load_model, save_model
 
-    if not 20 <= args.psnr <= 80:
-        raise DIFError(f"--psnr must be from 20 to 80 dB, got {args.psnr:g}")
+    check_psnr(args.psnr)
     enc = load_model(args.init_from / "encoder.pth", "encoder")
     dec = load_model(args.init_from / "decoder.pth", "decoder", enc.resolution, enc.fingerprint_length)
     enc.frame_psnr = dec.frame_psnr = float(args.psnr)

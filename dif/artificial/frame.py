@@ -36,6 +36,15 @@ REFINE = (-0.006, -0.004, -0.002, 0.002, 0.004, 0.006)  # read_frame's second lo
 CROP_SEARCH = tuple(round(1 - 0.0125 * i, 4) for i in range(21))
 
 
+def check_psnr(psnr_db: float) -> float:
+    """A whole-photo pair's strength, from 20 to 80 dB (DIFError otherwise)."""
+    from ..errors import DIFError
+
+    if not 20 <= psnr_db <= 80:
+        raise DIFError(f"--psnr must be from 20 to 80 dB, got {psnr_db:g}")
+    return psnr_db
+
+
 def thumbnail(x: torch.Tensor, side: int) -> torch.Tensor:
     """N x 3 x H x W -> N x 3 x side x side: the whole frame, antialiased bilinear (aspect not kept)."""
     if x.shape[-2:] == (side, side):

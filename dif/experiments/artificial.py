@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from ..artificial.bits import attribute, bit_accuracy, bits_to_str, decode_bits, random_bits
+from ..artificial.frame import check_psnr
 from ..artificial.train import Preprocess, fixed_crops, measure, preprocess, psnr
 from ..artificial.weights import load_model
 from ..atomic import check_output_file, write_bytes_atomic, write_text_atomic
@@ -42,8 +43,8 @@ def run_quality(args) -> int:
     check_output_file(args.json, "--json")
     check_output_file(args.figure, "--figure")
     check_output_file(args.example, "--example")
-    if args.psnr is not None and not 20 <= args.psnr <= 80:
-        raise DIFError(f"--psnr must be from 20 to 80 dB, got {args.psnr:g}")
+    if args.psnr is not None:
+        check_psnr(args.psnr)
     photos = args.photos
     if photos is None:
         photos = [need_shared_data() / "natural" / "live1"]
@@ -132,7 +133,7 @@ def quality_frames(enc, dec, folders, args) -> dict:
     for folder in folders:
         names = ["clean"] + FRAME_SUITE
         acc = {k: [] for k in names}
-        ps, ss, sizes, own, other, clean_att, marked_bits, clean_bits = [], [], [], [], [], [], [], []
+        ps, ss, sizes, own, other, marked_bits, clean_bits = [], [], [], [], [], [], []
         t_embed = t_read = 0.0
         for path in list_images(folder):
             try:
