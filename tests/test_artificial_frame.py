@@ -48,6 +48,10 @@ def test_tiles_round_trip_and_inside_weights():
     x = torch.rand(1, 3, 30, 40)
     big = uncrop(x, 0.75)
     assert big.shape[-2:] == (40, 53) and torch.equal(big[..., 5:35, 6:46], x)
+    assert torch.allclose(big[..., 0, 0], x.mean((-2, -1)))  # the mean colour
+    edge = uncrop(x, 0.75, "edge")  # the edge pixels repeated outward
+    assert edge.shape == big.shape and torch.equal(edge[..., 5:35, 6:46], x)
+    assert torch.equal(edge[..., 0, 0], x[..., 0, 0]) and torch.equal(edge[..., 39, 20], x[..., 29, 14])
 
 
 @pytest.mark.parametrize("size", [(64, 64), (97, 203), (203, 97), (80, 4096)])

@@ -14,8 +14,9 @@ The fingerprint is thus a smooth field over the whole frame: it holds none of th
 JPEG, blur and halving remove, and the photo keeps its size. A reader does not know the grid, and
 a crop moves the tiles: ``read_frame`` tries grids 2, 3 and 4 and the photo as the centre of larger
 frames (``CROP_SEARCH``, then finer steps around the best), the missing border filled with the
-photo's mean colour, and keeps the reading whose tiles agree most (``agreement``); a photo under
-1.5 R is read with grid 1 alone. The networks are a square pair's, unchanged: a whole-photo pair is
+photo's mean colour (grids 3 and 4) or its edge pixels repeated outward (grid 2, whose four tiles
+all touch the border: ``EDGE_FILL_GRIDS``), and keeps the reading whose tiles agree most
+(``agreement``); a photo under 1.5 R is read with grid 1 alone. The networks are a square pair's, unchanged: a whole-photo pair is
 one whose weight files record the protocol and its PSNR (``python -m dif.artificial whole``).
 """
 from __future__ import annotations
@@ -34,6 +35,7 @@ READ_GRIDS = (2, 3, 4)  # the grids read_frame compares (grid 1 is for tiny phot
 REFINE = (-0.006, -0.004, -0.002, 0.002, 0.004, 0.006)  # read_frame's second look, around its first choice
 # the sides' fractions read_frame tries (a centre crop keeping 56-100% of the area)
 CROP_SEARCH = tuple(round(1 - 0.0125 * i, 4) for i in range(21))
+EDGE_FILL_GRIDS = (2,)  # grids whose missing border is filled with the edge pixels, not the mean colour
 
 
 def check_psnr(psnr_db: float) -> float:
@@ -117,14 +119,17 @@ def inside_weights(fraction: float, res: int, grid: int) -> torch.Tensor:
     return torch.tensor(np.outer(share, share).reshape(-1), dtype=torch.float32)
 
 
-def uncrop(x: torch.Tensor, fraction: float) -> torch.Tensor:
-    """N x 3 x H x W as the centre ``fraction`` of each side of a larger frame, the border filled with
-    each photo's mean colour (what ``read_frame`` tries when a photo may have been cropped)."""
+def uncrop(x: torch.Tensor, fraction: float, fill: str = "mean") -> torch.Tensor:
+    """N x 3 x H x W as the centre ``fraction`` of each side of a larger frame (what ``read_frame``
+    tries when a photo may have been cropped), the border filled with each photo's mean colour
+    (``fill`` "mean") or its edge pixels repeated outward ("edge")."""
     if fraction >= 1:
         return x
     h, w = x.shape[-2:]
     fh, fw = round(h / fraction), round(w / fraction)
     top, left = (fh - h) // 2, (fw - w) // 2
+    if fill == "edge":
+        return F.pad(x, (left, fw - w - left, top, fh - h - top), mode="replicate")
     out = x.mean((-2, -1), keepdim=True).expand(*x.shape[:-2], fh, fw).clone()
     out[..., top:top + h, left:left + w] = x
     return out
@@ -156,7 +161,8 @@ def frame_tiles(decoder: FingerprintDecoder, x: torch.Tensor, fraction: float = 
     w = inside_weights(fraction, decoder.resolution, grid).to(x.device)
     if not tiny(*x.shape[-2:], decoder.resolution):
         x = thumbnail(x, canvas_side(decoder.resolution))
-    return tile_logits(decoder, uncrop(x, fraction), grid), w
+    fill = "edge" if grid in EDGE_FILL_GRIDS else "mean"  # grid 2: every tile touches the border
+    return tile_logits(decoder, uncrop(x, fraction, fill), grid), w
 
 
 def frame_logits(decoder: FingerprintDecoder, x: torch.Tensor, fraction: float = 1.0, grid: int = 4
