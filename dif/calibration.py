@@ -12,7 +12,7 @@ import json
 import logging
 from dataclasses import replace
 from pathlib import Path
-from typing import Optional
+from typing import Iterator, Optional
 
 import numpy as np
 import torch
@@ -41,32 +41,40 @@ def in_sample_centres(detector: Detector, residuals, labels, max_shift: int) -> 
     return {s: list(class_centres(v, labels)) for s, v in score_all(detector, residuals, max_shift).items()}
 
 
-def out_of_fold_scores(residuals: torch.Tensor, labels: torch.Tensor, cfg: DIFConfig, folds: int,
-                       device: str | torch.device = "cpu", groups: Optional[np.ndarray] = None,
-                       progress: bool = False, per_image: float = 1.0) -> dict[str, np.ndarray]:
-    """Score every training residual with a fingerprint that did not see it (``per_image``:
-    residuals per image, tiles; an epoch counts images).
-
-    ``groups`` (one id per residual) keeps the augmented copies of one image in the same fold.
-    Returns {score name: scores} in the order of ``residuals``, each multiplied by its fold
-    fingerprint's fake direction (so folds whose fakes correlate negatively pool correctly).
-    """
+def fold_detectors(residuals: torch.Tensor, labels: torch.Tensor, cfg: DIFConfig, folds: int,
+                   device: str | torch.device = "cpu", groups: Optional[np.ndarray] = None,
+                   progress: bool = False, per_image: float = 1.0) -> Iterator[tuple[np.ndarray, Detector]]:
+    """For each of ``folds`` stratified folds of the images (``groups``: one image id per residual,
+    so that an image's copies and tiles stay together): (the held-out images' ids, a detector
+    trained with ``cfg`` on the other folds' residuals). ``per_image``: residuals per image (tiles;
+    an epoch counts images)."""
     y = labels.numpy()
     g = np.arange(len(y)) if groups is None else np.asarray(groups)
     ids = np.unique(g)
     id_labels = np.array([y[g == i][0] for i in ids])
     if min((id_labels == 0).sum(), (id_labels == 1).sum()) < folds:
         raise DIFError(f"--folds {folds} needs at least {folds} images per class")
-    out = {s: np.full(len(y), np.nan) for s in SCORES}
     for k, held_ids in enumerate(stratified_folds(id_labels, folds, cfg.seed + 17)):
-        held = np.isin(g, ids[held_ids])
-        train_idx = torch.from_numpy(np.flatnonzero(~held))
-        test_idx = torch.from_numpy(np.flatnonzero(held))
-        log.debug("calibration fold %d/%d: training on %d residuals", k + 1, folds, len(train_idx))
+        train_idx = torch.from_numpy(np.flatnonzero(~np.isin(g, ids[held_ids])))
+        log.debug("fold %d/%d: training on %d residuals", k + 1, folds, len(train_idx))
         state = train_fingerprint(residuals[train_idx], labels[train_idx], replace(cfg, seed=cfg.seed + 1000 + k),
                                   device=device, progress=progress,
                                   steps_per_epoch=epoch_steps(len(train_idx), per_image, cfg.batch_size))
-        det = Detector.from_state(state, cfg.centre_steps)
+        yield ids[held_ids], Detector.from_state(state, cfg.centre_steps)
+
+
+def out_of_fold_scores(residuals: torch.Tensor, labels: torch.Tensor, cfg: DIFConfig, folds: int,
+                       device: str | torch.device = "cpu", groups: Optional[np.ndarray] = None,
+                       progress: bool = False, per_image: float = 1.0) -> dict[str, np.ndarray]:
+    """Score every training residual with a fingerprint that did not see it (``fold_detectors``).
+
+    Returns {score name: scores} in the order of ``residuals``, each multiplied by its fold
+    fingerprint's fake direction (so folds whose fakes correlate negatively pool correctly).
+    """
+    g = np.arange(len(labels)) if groups is None else np.asarray(groups)
+    out = {s: np.full(len(labels), np.nan) for s in SCORES}
+    for held_ids, det in fold_detectors(residuals, labels, cfg, folds, device, g, progress, per_image):
+        test_idx = torch.from_numpy(np.flatnonzero(np.isin(g, held_ids)))
         for s, v in score_all(det, residuals[test_idx], cfg.max_shift).items():
             out[s][test_idx.numpy()] = det.direction * v
     return out

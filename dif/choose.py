@@ -2,12 +2,15 @@
 
 No extractor wins everywhere: the DnCNN was chosen on JPEG-heavy data and is the weakest on a
 lossless generator, where a plain wavelet residual is the best. ``auto`` lets the training images
-decide: for each candidate the residuals are computed once (cached), fold fingerprints trained for
-E epochs (``auto:K:E``, default 5; 0: ``--epochs``) on all but one of K folds (default 2) score the
-held-out fold, and the best out-of-fold AUC wins; AUCs within ``TIE`` of it are ties, which go to
-the cheaper candidate. Dearer candidates are not scored once the leader is within ``TIE`` of AUC 1.
-A candidate's cached residuals are dropped as soon as it falls out of the tie band, and those
-still in it wait on disk while the next candidate's are computed (one cache in memory at a time).
+decide. Each candidate, cheapest first, computes its residuals of a few tiles per image (the
+``SCREEN_TILES`` nearest the centre, with the perturbed training copies); fold fingerprints
+trained for E epochs (``auto:K:E``, default 5; 0: ``--epochs``) on all but one of K folds (default
+2) score the held-out fold, and the best out-of-fold AUC wins; AUCs within ``TIE`` of it are
+ties, which go to the cheaper candidate. Dearer candidates are not scored once the leader is
+within ``TIE`` of AUC 1. Only the chosen candidate's residuals are then computed over every tile
+(on images of one or two tiles the screen already holds them all). Screening caches of candidates
+still in the tie band wait on disk while the next candidate's are computed (one cache in memory
+at a time). Benchmarks may also score the held-out fold after perturbations (``perturbations``).
 What this costs and how well it chooses: docs/extractors.md.
 """
 from __future__ import annotations
@@ -22,7 +25,7 @@ import numpy as np
 import torch
 
 from .config import DIFConfig
-from .data import TrainingSet, training_residuals
+from .data import ResidualCache, TrainingSet, compute_residuals, training_residuals
 from .errors import DIFError
 from .extractors import DEFAULT_EXTRACTOR, build_extractor
 
@@ -31,6 +34,7 @@ CANDIDATES = ("highpass", "wavelet-dwt", "wavelet", "dncnn")  # cheapest first
 TIE = 0.005
 AUTO_FOLDS = 2
 AUTO_FOLD_EPOCHS = 5  # the fold trainings' epochs (0 = --epochs)
+SCREEN_TILES = 2  # tiles per image each candidate is ranked on (those nearest the centre)
 TRAINING_DEFAULT = "auto"  # train_dif.py's --extractor default; DEFAULT_EXTRACTOR stays the fixed fallback
 
 
@@ -77,18 +81,73 @@ def config_residuals(paths: Sequence[Path], labels: Sequence[int], extractor: to
                               grid=cfg.tile_grid, kinds=cfg.augment_kinds)
 
 
-def out_of_fold_auc(ts: TrainingSet, cfg: DIFConfig, folds: int, device, progress: bool = False) -> float:
-    """ROC AUC of out-of-fold correlation scores (each fold's fingerprint, trained for
-    ``cfg.epochs``, oriented by its own centres) over the clean training images."""
+def screen_tiles(cfg: DIFConfig) -> int:
+    """Tiles per image a candidate is ranked on: ``SCREEN_TILES`` of those nearest the centre, or
+    fewer when the fingerprint itself trains on fewer (``--tiles``)."""
+    return SCREEN_TILES if cfg.tiles == 0 else min(cfg.tiles, SCREEN_TILES)
+
+
+def held_out_residuals(paths: Sequence[Path], labels: Sequence[int], extractor: torch.nn.Module, cfg: DIFConfig,
+                       tiles: int, device, perturbations: Sequence[str],
+                       progress: bool = False) -> dict[str, ResidualCache]:
+    """The training images' residuals after each perturbation (after ``--reencode``, as scoring
+    sees them): what the out-of-fold fingerprints are also scored on. A perturbation that shrinks
+    an image below the crop keeps it whole (its residual is scored against the fingerprint's centre)."""
+    from .robustness import get_perturbation, parse_reencode
+
+    base = parse_reencode(cfg.reencode)
+    out = {}
+    for name in perturbations:
+        p = get_perturbation(name)
+        out[name] = compute_residuals(paths, labels, extractor, (cfg.crop, cfg.crop), device=device,
+                                      transform=(lambda x, p=p: p(base(x))) if base else p, progress=progress,
+                                      desc=f"Residuals ({name})", allow_smaller=True, tiles=tiles, grid=cfg.tile_grid)
+    return out
+
+
+def out_of_fold_aucs(ts: TrainingSet, perturbed: dict[str, ResidualCache], cfg: DIFConfig, folds: int,
+                     device, progress: bool = False) -> dict[str, float]:
+    """ROC AUC per condition ("clean" and each of ``perturbed``) of out-of-fold correlation scores:
+    each fold fingerprint trains ``cfg.epochs`` epochs on the other folds' residuals (copies
+    included; an epoch counts images, not tiles) and scores its held-out images clean and
+    perturbed, oriented by its own centres; an image's score is the mean over its tiles."""
     from sklearn.metrics import roc_auc_score
 
-    from .calibration import out_of_fold_scores
+    from .calibration import fold_detectors
 
     cache = ts.cache
-    scores = out_of_fold_scores(cache.residuals, cache.labels, replace(cfg, max_shift=0), folds, device, ts.groups,
-                                progress, ts.per_image)["corr"]
-    y, s = per_image_scores(scores[ts.clean], cache.labels.numpy()[ts.clean], ts.groups[ts.clean])
-    return float(roc_auc_score(y, s))
+    y = cache.labels.numpy()
+    image_of = {p: g for p, g in zip(cache.paths, ts.groups)}
+    oof = {"clean": np.full(len(y), np.nan)}
+    pert_groups = {}
+    for name, pc in perturbed.items():
+        oof[name] = np.full(len(pc.labels), np.nan)
+        pert_groups[name] = np.array([image_of.get(p, -1) for p in pc.paths], dtype=np.int64)
+    for held_ids, det in fold_detectors(cache.residuals, cache.labels, cfg, folds, device, ts.groups, progress,
+                                        ts.per_image):
+        test_idx = np.flatnonzero(np.isin(ts.groups, held_ids) & ts.clean)
+        oof["clean"][test_idx] = det.direction * det.correlate(cache.residuals[torch.from_numpy(test_idx)])
+        for name, pc in perturbed.items():
+            mask = np.isin(pert_groups[name], held_ids)
+            if mask.any():
+                oof[name][mask] = det.direction * det.correlate(pc.residuals)[mask]
+    aucs = {}
+    for name, scores in oof.items():
+        if name == "clean":
+            labels, groups, keep = y, ts.groups, ts.clean
+        else:
+            labels, groups = perturbed[name].labels.numpy(), pert_groups[name]
+            keep = groups >= 0
+        yy, ss = per_image_scores(scores[keep], labels[keep], groups[keep])
+        aucs[name] = float(roc_auc_score(yy, ss)) if len(set(yy.tolist())) == 2 else float("nan")
+    return aucs
+
+
+def criterion(aucs: dict[str, float]) -> float:
+    """What ``auto`` ranks by: the clean out-of-fold AUC, or with perturbed conditions the mean of
+    it and their mean AUC (half the weight on images as trained, half on what images go through)."""
+    pert = [v for k, v in aucs.items() if k != "clean" and np.isfinite(v)]
+    return 0.5 * (aucs["clean"] + float(np.mean(pert))) if pert else aucs["clean"]
 
 
 def fewest_images(ts: TrainingSet) -> int:
@@ -110,19 +169,29 @@ def per_image_scores(scores: np.ndarray, labels: np.ndarray, groups: np.ndarray)
 def choose_extractor(paths: Sequence[Path], labels: Sequence[int], cfg: DIFConfig, device: torch.device,
                      candidates: Sequence[str] = CANDIDATES, folds: Optional[int] = None,
                      progress: bool = False, fold_epochs: Optional[int] = None,
-                     stop_early: bool = True) -> tuple[str, TrainingSet, dict]:
-    """(the chosen extractor's spec, its cached training residuals, a report of every candidate).
-    Each candidate is scored by the out-of-fold AUC of fold fingerprints trained for
-    ``fold_epochs`` (default ``AUTO_FOLD_EPOCHS``; 0 or more than ``cfg.epochs``: ``cfg.epochs``),
-    ties to the cheaper candidate. With too few usable images in a class to score anything out of
-    fold the fixed default extractor is kept and the report says why (``fallback``).
+                     stop_early: bool = True, perturbations: Sequence[str] = ()) -> tuple[str, TrainingSet, dict]:
+    """(the chosen extractor's spec, its training residuals, a report of every candidate).
+
+    Each candidate computes its residuals of ``screen_tiles`` tiles per image (clean and the
+    perturbed copies of ``cfg.augment``); fold fingerprints trained for ``fold_epochs`` (default
+    ``AUTO_FOLD_EPOCHS``; 0 or more than ``cfg.epochs``: ``cfg.epochs``) score the held-out fold,
+    and the best out-of-fold AUC wins, ties to the cheaper candidate. Only the chosen one's
+    residuals are then computed over every tile. ``perturbations`` (names of
+    ``robustness.get_perturbation``; none by default) also score the held-out fold after each, and
+    the ``criterion`` weighs them half. With too few usable images in a class to score anything
+    out of fold the fixed default extractor is kept and the report says why (``fallback``).
     ``stop_early`` False scores every candidate even once none of the dearer ones can win (the same
     choice; the worst case's cost, for benchmarks)."""
     folds = folds or AUTO_FOLDS
     fold_epochs = AUTO_FOLD_EPOCHS if fold_epochs is None else fold_epochs
     fold_epochs = cfg.epochs if fold_epochs <= 0 else min(fold_epochs, cfg.epochs)
-    report: dict = {"candidates": [], "tie": TIE, "folds": folds, "fold_epochs": fold_epochs,
+    tiles = screen_tiles(cfg)
+    screen_cfg = replace(cfg, tiles=tiles)
+    report: dict = {"candidates": [], "tie": TIE, "folds": folds, "fold_epochs": fold_epochs, "screen_tiles": tiles,
                     "rule": "out-of-fold ROC AUC (corr); ties: cheaper"}
+    if perturbations:
+        report.update(perturbations=list(perturbations),
+                      rule="mean of the clean and the mean perturbed out-of-fold ROC AUC (corr); ties: cheaper")
     kept: dict[str, TrainingSet] = {}
     with _Spill() as spill:  # early returns leave through it too: its folder is removed either way
         for spec in candidates:
@@ -130,11 +199,10 @@ def choose_extractor(paths: Sequence[Path], labels: Sequence[int], cfg: DIFConfi
                 spill.park(name, other)
             t0 = time.perf_counter()
             ext = build_extractor(spec, device, precision=cfg.extractor_precision)
-            ts = config_residuals(paths, labels, ext, cfg, device, progress)
-            t_res = time.perf_counter() - t0
+            ts = config_residuals(paths, labels, ext, screen_cfg, device, progress)
             fewest = fewest_images(ts)
             if fewest == 0:
-                return ext.spec, ts, report  # an empty class: the caller's error says which
+                return ext.spec, _full(ts, paths, labels, ext, cfg, device, progress), report  # the caller says which
             if fewest < folds:
                 fallback = build_extractor(DEFAULT_EXTRACTOR, device, precision=cfg.extractor_precision)
                 report.update(chosen=fallback.spec, candidates=[],
@@ -142,32 +210,69 @@ def choose_extractor(paths: Sequence[Path], labels: Sequence[int], cfg: DIFConfi
                                        f"kept {fallback.spec}")
                 log.warning("--extractor auto: %s", report["fallback"])
                 if fallback.spec == ext.spec:
-                    return fallback.spec, ts, report
+                    return fallback.spec, _full(ts, paths, labels, ext, cfg, device, progress), report
                 return fallback.spec, config_residuals(paths, labels, fallback, cfg, device, progress), report
-            auc = out_of_fold_auc(ts, replace(cfg, extractor=ext.spec, epochs=fold_epochs), folds, device, progress)
-            row: dict = {"extractor": ext.spec, "auc": round(auc, 4)}
+            perturbed = {}
+            if perturbations:
+                kept_paths = list(dict.fromkeys(ts.cache.paths[i] for i in np.flatnonzero(ts.clean)))
+                label_of = dict(zip(ts.cache.paths, ts.cache.labels.tolist()))
+                perturbed = held_out_residuals(kept_paths, [label_of[p] for p in kept_paths], ext, screen_cfg, tiles,
+                                               device, perturbations, progress)
+            t_res = time.perf_counter() - t0
+            aucs = out_of_fold_aucs(ts, perturbed, replace(cfg, extractor=ext.spec, epochs=fold_epochs), folds, device,
+                                    progress)
+            del perturbed
+            row: dict = {"extractor": ext.spec, "score": round(criterion(aucs), 4), "auc": round(aucs["clean"], 4)}
+            if perturbations:
+                row["perturbed"] = {k: round(v, 4) for k, v in aucs.items() if k != "clean"}
             row["seconds"] = round(time.perf_counter() - t0, 1)
-            row["residual_seconds"] = round(t_res, 1)  # the rest of ``seconds`` is the criterion's
+            row["residual_seconds"] = round(t_res, 1)  # the rest of ``seconds`` is the fold fingerprints'
             report["candidates"].append(row)
             kept[ext.spec] = ts
-            log.info("--extractor auto: %s out-of-fold AUC %.4f", ext.spec, auc)
+            log.info("--extractor auto: %s out-of-fold AUC %s", ext.spec,
+                     ", ".join(f"{k} {v:.4f}" for k, v in aucs.items()))
             leader = _leader(report["candidates"])
             rest = list(candidates)[list(candidates).index(spec) + 1:]
-            if stop_early and rest and leader["auc"] >= 1.0 - TIE:  # no later (dearer) candidate can beat it by more than TIE
+            if stop_early and rest and leader["score"] >= 1.0 - TIE:  # no later (dearer) candidate can beat it by more than TIE
                 report["skipped"] = rest
-                report["skipped_because"] = f"{leader['extractor']} scored {leader['auc']:.4f} >= 1 - tie: no later " \
+                report["skipped_because"] = f"{leader['extractor']} scored {leader['score']:.4f} >= 1 - tie: no later " \
                                             f"candidate can win"
                 log.info("--extractor auto: %s", report["skipped_because"])
                 break
-            best = max(c["auc"] for c in report["candidates"])
+            best = max(c["score"] for c in report["candidates"])
             for c in report["candidates"]:  # out of the tie band now, out for good (the best only grows)
-                if c["auc"] < best - TIE:
+                if c["score"] < best - TIE:
                     kept.pop(c["extractor"], None)
                     spill.drop(c["extractor"])
         chosen = _leader(report["candidates"])["extractor"]
         report["chosen"] = chosen
         spill.restore(chosen, kept[chosen])
-    return chosen, kept[chosen], report
+        ts = kept.pop(chosen)
+    t0 = time.perf_counter()
+    full = _full(ts, paths, labels, build_extractor(chosen, device, precision=cfg.extractor_precision), cfg, device,
+                 progress)
+    report["final_residual_seconds"] = round(time.perf_counter() - t0, 1)
+    return chosen, full, report
+
+
+def _full(ts: TrainingSet, paths: Sequence[Path], labels: Sequence[int], ext: torch.nn.Module, cfg: DIFConfig,
+          device, progress: bool) -> TrainingSet:
+    """The training residuals over every tile the fingerprint trains on: ``ts`` itself when the
+    screen already held them all (no image gave as many tiles as the screen's limit)."""
+    tiles = screen_tiles(cfg)
+    if tiles == cfg.tiles or _most_tiles(ts) < tiles:
+        return ts
+    return config_residuals(paths, labels, ext, cfg, device, progress)
+
+
+def _most_tiles(ts: TrainingSet) -> int:
+    """The most residuals one image or copy gave (its tiles): the longest run of one image id, as
+    an image's tiles are consecutive in the cache."""
+    g = ts.groups
+    if len(g) == 0:
+        return 0
+    ends = np.r_[np.flatnonzero(np.diff(g) != 0), len(g) - 1]
+    return int(np.diff(np.r_[-1, ends]).max())
 
 
 class _Spill:
@@ -216,6 +321,6 @@ class _Spill:
 
 def _leader(scored: list[dict]) -> dict:
     """The candidate the rule picks among those scored: the cheapest of those within ``TIE`` of the
-    best AUC (``scored`` is in order of cost)."""
-    best = max(c["auc"] for c in scored)
-    return next(c for c in scored if c["auc"] >= best - TIE)
+    best ``criterion`` (``scored`` is in order of cost)."""
+    best = max(c["score"] for c in scored)
+    return next(c for c in scored if c["score"] >= best - TIE)

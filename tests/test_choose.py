@@ -17,7 +17,7 @@ def _set(res: torch.Tensor, labels: list[int], groups: list[int]) -> TrainingSet
 
 
 def test_leader_takes_the_cheapest_within_the_tie():
-    folds = [{"extractor": "a", "auc": 0.998}, {"extractor": "b", "auc": 1.0}, {"extractor": "c", "auc": 0.9}]
+    folds = [{"extractor": "a", "score": 0.998}, {"extractor": "b", "score": 1.0}, {"extractor": "c", "score": 0.9}]
     assert _leader(folds)["extractor"] == "a"
     assert _leader(folds[1:])["extractor"] == "b"
 
@@ -98,3 +98,45 @@ def test_extractor_choice_benchmark_scores_auto_specs_by_their_choice(tmp_path):
         assert len(picks) == 2  # one choice per outer fold
         for k, pick in enumerate(picks):
             assert g["per_fold"][f"{spec}/clean"][k] == g["per_fold"][f"{pick.split(':')[0]}/clean"][k]
+
+
+def test_out_of_fold_aucs_matches_the_calibration_folds(tiny_data):
+    """auto's clean out-of-fold AUC is the AUC of calibration.out_of_fold_scores' per-image scores
+    (the same folds, seeds and steps): one definition of an out-of-fold score."""
+    from sklearn.metrics import roc_auc_score
+
+    from dif.calibration import out_of_fold_scores
+    from dif.choose import config_residuals, out_of_fold_aucs, per_image_scores
+    from dif.data import find_labelled
+    from dif.extractors import build_extractor
+
+    data = find_labelled(tiny_data)
+    cfg = DIFConfig(crop=32, epochs=3, augment=1, tiles=0, batch_size=8, max_shift=0)
+    ts = config_residuals(data.paths, data.labels, build_extractor("highpass"), cfg, "cpu")
+    got = out_of_fold_aucs(ts, {}, cfg, 2, "cpu")
+    s = out_of_fold_scores(ts.cache.residuals, ts.cache.labels, cfg, 2, "cpu", ts.groups, per_image=ts.per_image)["corr"]
+    y, s = per_image_scores(s[ts.clean], ts.cache.labels.numpy()[ts.clean], ts.groups[ts.clean])
+    assert got == {"clean": pytest.approx(float(roc_auc_score(y, s)), abs=1e-12)}
+
+
+def test_auto_ranks_on_a_few_tiles_and_trains_on_all(tiny_data):
+    """Each candidate is ranked on the SCREEN_TILES tiles nearest the centre; only the chosen one's
+    residuals are computed over every tile, and they are those of a fixed training. Held-out
+    perturbations, when asked, are scored per candidate and weigh half of its score."""
+    from dif.choose import SCREEN_TILES, choose_extractor, config_residuals, criterion
+    from dif.data import find_labelled
+    from dif.extractors import build_extractor
+
+    data = find_labelled(tiny_data)  # 64 px images, crop 32: 4 tiles each
+    cfg = DIFConfig(crop=32, epochs=2, augment=1, tiles=0, batch_size=8)
+    chosen, ts, rep = choose_extractor(data.paths, data.labels, cfg, "cpu", candidates=("highpass", "wavelet-dwt"),
+                                       perturbations=("jpeg75", "resize0.5"))
+    assert rep["screen_tiles"] == SCREEN_TILES == 2
+    full = config_residuals(data.paths, data.labels, build_extractor(chosen), cfg, "cpu")
+    assert torch.equal(ts.cache.residuals, full.cache.residuals) and np.array_equal(ts.groups, full.groups)
+    assert ts.clean.sum() == 12 * 4  # every tile of every image (and of the copies)
+    for c in rep["candidates"]:
+        assert set(c["perturbed"]) == {"jpeg75", "resize0.5"}
+        assert c["score"] == pytest.approx(criterion({"clean": c["auc"], **c["perturbed"]}), abs=2e-4)
+    assert criterion({"clean": 0.9, "jpeg75": 0.7, "crop": 0.5}) == pytest.approx(0.75)
+    assert criterion({"clean": 0.9}) == 0.9

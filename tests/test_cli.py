@@ -377,8 +377,9 @@ def test_extractor_auto_chooses_out_of_fold_and_records_it(tiny_data, tmp_path, 
     skipped = choice.get("skipped", [])
     assert names + skipped == list(CANDIDATES)  # cheapest first; the rest only when none of it could win
     if skipped:
-        assert max(c["auc"] for c in choice["candidates"]) >= 1 - choice["tie"]
-    aucs = {c["extractor"]: c["auc"] for c in choice["candidates"]}
+        assert max(c["score"] for c in choice["candidates"]) >= 1 - choice["tie"]
+    assert all(c["score"] == c["auc"] for c in choice["candidates"])  # the clean out-of-fold AUC is the rule
+    aucs = {c["extractor"]: c["score"] for c in choice["candidates"]}
     assert all(0 <= v <= 1 for v in aucs.values())
     assert cfg["extractor"] == choice["chosen"] and choice["chosen"] in aucs
     assert aucs[choice["chosen"]] >= max(aucs.values()) - choice["tie"]
@@ -424,7 +425,7 @@ def test_auto_stops_when_no_candidate_can_win_and_keeps_the_tie_band(tiny_data, 
     def scripted(values):  # a new choice: its own caches are watched
         made.clear()
         it = iter(values)
-        monkeypatch.setattr(choose, "out_of_fold_auc", lambda ts, c, folds, device, progress=False: next(it))
+        monkeypatch.setattr(choose, "out_of_fold_aucs", lambda *a, **k: {"clean": next(it)})
 
     def watched(*a, **k):  # while a candidate's residuals are computed, no earlier cache is in memory
         assert all(t.cache.residuals is None for t in made)

@@ -22,6 +22,7 @@ from ..atomic import check_output_file, write_text_atomic
 from ..choose import CANDIDATES, choose_extractor, parse_auto
 from ..config import DIFConfig
 from ..data import find_labelled
+from ..errors import DIFError
 from ..evaluate import score_images
 from ..sampling import stratified_folds
 from ..extractors import same_extractor
@@ -39,9 +40,16 @@ def run(args) -> int:
     specs = [s.strip() for s in args.extractors.split(",") if s.strip()]
     autos = {s: parse_auto(s) for s in specs}  # None: a fixed extractor
     conds = ["clean"] + (parse_perturbations(args.perturb) if args.perturb else [])
+    auto_perturb = parse_perturbations(args.auto_perturb) if args.auto_perturb else []
+    fixed_specs = [s for s in specs if autos[s] is None]
+    candidates = [c.strip() for c in args.auto_candidates.split(",") if c.strip()]
+    custom = auto_perturb or candidates != list(CANDIDATES)
+    if custom and not set(candidates) <= set(fixed_specs):
+        raise DIFError(f"--auto-candidates / --auto-perturb: list every candidate ({','.join(candidates)}) in "
+                       f"--extractors too: the auto spec takes the held-out scores of the fixed fingerprint it chooses")
     device = torch.device("cpu")
     out: dict = {"folds": args.folds, "epochs": args.epochs, "crop": args.crop, "augment": args.augment,
-                 "roots": {}}
+                 "auto_candidates": candidates, "auto_perturb": auto_perturb, "roots": {}}
     t0 = time.perf_counter()
 
     found = {root: find_generators(root) for root in args.roots}
@@ -56,6 +64,7 @@ def run(args) -> int:
             shown = specs + (["ensemble"] if len(fixed) > 1 else [])
             per = {(s, c): [] for s in shown for c in conds}
             chosen: dict[str, list] = {s: [] for s in autos if autos[s] is not None}
+            reports: dict[str, list] = {s: [] for s in chosen}  # every candidate's out-of-fold AUCs, per outer fold
             for k, held in enumerate(stratified_folds(labels, args.folds, args.seed)):
                 train = np.setdiff1d(np.arange(len(labels)), held)
                 scaled = {c: [] for c in conds}
@@ -63,12 +72,14 @@ def run(args) -> int:
                     cfg = DIFConfig(epochs=args.epochs, crop=args.crop, augment=args.augment, seed=args.seed + k,
                                     extractor=s, checkpoint_every=args.epochs).validate()
                     a = autos.get(s)
-                    if a is not None and set(CANDIDATES) <= set(fixed):
+                    if a is not None and set(candidates) <= set(fixed):
                         # auto's final fingerprint is the chosen candidate's fixed training (same residuals, same
                         # seed): only its choice is run here, and the fixed fingerprint's held-out scores are its own
-                        pick = choose_extractor([ds.paths[i] for i in train], labels[train].tolist(), cfg, device,
-                                                folds=a.folds, fold_epochs=a.fold_epochs)[0]
+                        pick, _, rep = choose_extractor([ds.paths[i] for i in train], labels[train].tolist(), cfg,
+                                                        device, candidates=candidates, folds=a.folds,
+                                                        fold_epochs=a.fold_epochs, perturbations=auto_perturb)
                         chosen[s].append(pick)
+                        reports[s].append(rep["candidates"])
                         base = next(f for f in fixed if same_extractor(f, pick))
                         for c in conds:
                             per[(s, c)].append(per[(base, c)][-1])  # the fixed one's, this fold
@@ -93,6 +104,7 @@ def run(args) -> int:
             res_root[g] = {f"{s}/{c}": {"accuracy": float(np.mean([a for a, _ in v])),
                                         "auc": float(np.mean([u for _, u in v]))} for (s, c), v in per.items()}
             res_root[g]["auto_chose"] = chosen
+            res_root[g]["auto_candidates"] = reports
             res_root[g]["per_fold"] = {f"{s}/{c}": v for (s, c), v in per.items()}  # (accuracy, AUC) per fold
             print(f"{root.name}/{g}: " + "; ".join(f"{s} {res_root[g][f'{s}/clean']['accuracy']:.3f}/"
                                                   f"{res_root[g][f'{s}/clean']['auc']:.3f}" for s in shown)
