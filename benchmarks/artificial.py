@@ -4,7 +4,7 @@
     python benchmarks/artificial.py quality [--check dif/weights/artificial ...] [--photos DIR ...] [--whole]
         [--figure PNG] [--example PNG] [--psnr DB] [--json OUT]
     python benchmarks/artificial.py transfer [--check DIR] [--size 128] [--steps 3000] [--training gan|ae]
-        [--samples-dir DIR [--reread]] [--json OUT]
+        [--samples-dir DIR [--reread]] [--models fingerprinted clean] [--json OUT]
 
 quality: bit accuracy, PSNR / SSIM, bit accuracy under the paper's perturbations and attribution
 among 1,000 users on held-out photos (default: LIVE1 of ../shared/data). transfer: a generator
@@ -43,10 +43,12 @@ def get_args_parser():
                    help="crop and generator size (default: the pair's resolution; any power of 2 for a whole-photo pair)")
     t.add_argument("--samples-dir", type=Path, default=None, help="save each generator's samples here as PNG")
     t.add_argument("--reread", action="store_true", help="read the samples saved in --samples-dir instead of training")
+    t.add_argument("--models", nargs="+", choices=["fingerprinted", "clean"], default=["fingerprinted", "clean"],
+                   help="which generators (default both; e.g. one per process with --samples-dir, then --reread)")
     t.add_argument("--steps", type=int_in(1, 10**7), default=3000)
     t.add_argument("--batch", type=int_in(1, 4096), default=64, help="the generator's batch size")
     t.add_argument("--crops", type=int_in(64, 10**7), default=4000, help="training crops")
-    t.add_argument("--samples", type=int_in(1, 10**6), default=500)
+    t.add_argument("--samples", type=int_in(1, 10**6), default=500, help="samples per generator (--reread: the first N saved)")
     t.add_argument("--training", choices=["gan", "ae"], default="gan")
     t.add_argument("--arch", choices=["dcgan", "upconv"], default="dcgan")
     t.add_argument("--seed", type=int_in(0, 2**31), default=0)

@@ -246,7 +246,8 @@ def run_transfer(args) -> int:
     clean twin; sample grids into ``args.figures``. A whole-photo pair fingerprints each crop whole
     at ``args.size`` (default: the pair's resolution) and reads samples as ``detect`` does. With
     ``args.samples_dir`` each model's samples are saved there as PNG; ``args.reread`` reads the
-    samples saved there by an earlier run instead of training (e.g. with another decoder)."""
+    samples saved there by an earlier run instead of training (e.g. with another decoder).
+    ``args.models`` names the generators to train or reread, so that two processes can train one each."""
     from PIL import Image
     from torchvision.utils import save_image
 
@@ -280,9 +281,10 @@ def run_transfer(args) -> int:
         else:
             marked = torch.cat([(enc(secret.expand(len(b), n).to(device), b.to(device)).cpu() * 255).round() / 255
                                 for b in clean.split(256)])
-    planted = bit_accuracy(secret.expand(len(marked), n), read(marked))
+    checked = marked[:args.samples]  # as many training images as samples are read: the same reading cost
+    planted = bit_accuracy(secret.expand(len(checked), n), read(checked))
     print(f"{len(clean)} crops of {res} px fingerprinted with one {n}-bit string: PSNR {float(psnr(marked, clean).mean()):.2f} dB, "
-          f"bit accuracy in the training images {planted.mean():.4f}")
+          f"bit accuracy in {len(checked)} of the training images {planted.mean():.4f}")
     rng = np.random.default_rng(args.seed)
     users = ["owner"] + [f"user{i}" for i in range(999)]
     db = np.concatenate([secret.numpy()[None].astype(np.uint8), rng.integers(0, 2, (999, n), dtype=np.uint8)])
@@ -292,10 +294,12 @@ def run_transfer(args) -> int:
                "psnr": float(psnr(marked, clean).mean()),
                "training_images_bit_accuracy": float(planted.mean()), "models": {}}
     for name, images in (("fingerprinted", marked), ("clean", clean)):
+        if name not in args.models:
+            continue
         folder = args.samples_dir / name if args.samples_dir else None
         t = time.perf_counter()
         if args.reread:
-            files = sorted(folder.glob("*.png")) if folder.is_dir() else []
+            files = sorted(folder.glob("*.png"))[:args.samples] if folder.is_dir() else []
             if not files:
                 raise DIFError(f"--reread: no samples in {folder}")
             samples = torch.stack([load_image(f) for f in files])
