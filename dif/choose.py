@@ -93,14 +93,13 @@ def held_out_residuals(paths: Sequence[Path], labels: Sequence[int], extractor: 
     """The training images' residuals after each perturbation (after ``--reencode``, as scoring
     sees them): what the out-of-fold fingerprints are also scored on. A perturbation that shrinks
     an image below the crop keeps it whole (its residual is scored against the fingerprint's centre)."""
-    from .robustness import get_perturbation, parse_reencode
+    from .robustness import compose, get_perturbation, parse_reencode
 
     base = parse_reencode(cfg.reencode)
     out = {}
     for name in perturbations:
-        p = get_perturbation(name)
         out[name] = compute_residuals(paths, labels, extractor, (cfg.crop, cfg.crop), device=device,
-                                      transform=(lambda x, p=p: p(base(x))) if base else p, progress=progress,
+                                      transform=compose(base, get_perturbation(name)), progress=progress,
                                       desc=f"Residuals ({name})", allow_smaller=True, tiles=tiles, grid=cfg.tile_grid)
     return out
 
@@ -128,9 +127,9 @@ def out_of_fold_aucs(ts: TrainingSet, perturbed: dict[str, ResidualCache], cfg: 
         test_idx = np.flatnonzero(np.isin(ts.groups, held_ids) & ts.clean)
         oof["clean"][test_idx] = det.direction * det.correlate(cache.residuals[torch.from_numpy(test_idx)])
         for name, pc in perturbed.items():
-            mask = np.isin(pert_groups[name], held_ids)
-            if mask.any():
-                oof[name][mask] = det.direction * det.correlate(pc.residuals)[mask]
+            idx = np.flatnonzero(np.isin(pert_groups[name], held_ids))
+            if len(idx):
+                oof[name][idx] = det.direction * det.correlate(_rows(pc.residuals, idx))
     aucs = {}
     for name, scores in oof.items():
         if name == "clean":
@@ -141,6 +140,15 @@ def out_of_fold_aucs(ts: TrainingSet, perturbed: dict[str, ResidualCache], cfg: 
         yy, ss = per_image_scores(scores[keep], labels[keep], groups[keep])
         aucs[name] = float(roc_auc_score(yy, ss)) if len(set(yy.tolist())) == 2 else float("nan")
     return aucs
+
+
+def _rows(residuals, idx: np.ndarray):
+    """The residuals at ``idx``: a tensor's rows, or of a list of same-size blocks (sizes differ
+    after a resize) each row on its own."""
+    if isinstance(residuals, torch.Tensor):
+        return residuals[torch.from_numpy(idx)]
+    flat = [r for block in residuals for r in block]
+    return [flat[i] for i in idx]
 
 
 def criterion(aucs: dict[str, float]) -> float:

@@ -41,10 +41,10 @@ def run(args) -> int:
     autos = {s: parse_auto(s) for s in specs}  # None: a fixed extractor
     conds = ["clean"] + (parse_perturbations(args.perturb) if args.perturb else [])
     auto_perturb = parse_perturbations(args.auto_perturb) if args.auto_perturb else []
-    fixed_specs = [s for s in specs if autos[s] is None]
+    fixed = [s for s in specs if autos[s] is None]
     candidates = [c.strip() for c in args.auto_candidates.split(",") if c.strip()]
     custom = auto_perturb or candidates != list(CANDIDATES)
-    if custom and not set(candidates) <= set(fixed_specs):
+    if custom and not set(candidates) <= set(fixed):
         raise DIFError(f"--auto-candidates / --auto-perturb: list every candidate ({','.join(candidates)}) in "
                        f"--extractors too: the auto spec takes the held-out scores of the fixed fingerprint it chooses")
     device = torch.device("cpu")
@@ -60,7 +60,6 @@ def run(args) -> int:
         for g, folder in gens.items():
             ds = find_labelled(folder)
             labels = np.array(ds.labels)
-            fixed = [s for s in specs if autos.get(s) is None]
             shown = specs + (["ensemble"] if len(fixed) > 1 else [])
             per = {(s, c): [] for s in shown for c in conds}
             chosen: dict[str, list] = {s: [] for s in autos if autos[s] is not None}

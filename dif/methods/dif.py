@@ -132,10 +132,9 @@ class DIFMethod(Method):
         elif self.extractor_choice:
             ch = self.extractor_choice
             cands = ", ".join(f"{c['extractor']} {c['auc']:.3f}" for c in ch["candidates"])
-            tiles = ch.get("screen_tiles")
             notes.append(f"--extractor auto chose {cfg.extractor} (out-of-fold AUC, {ch['folds']} folds of "
-                         f"{ch['fold_epochs']} epochs" + (f" on up to {tiles} tiles per image" if tiles else "")
-                         + f": {cands}; ties within {ch['tie']} go to the cheaper one"
+                         f"{ch['fold_epochs']} epochs on up to {ch['screen_tiles']} tiles per image: {cands}; "
+                         f"ties within {ch['tie']} go to the cheaper one"
                          + (f"; not scored, as none could win: {', '.join(ch['skipped'])}" if ch.get("skipped")
                             else "") + ")")
         return {"residual_seconds": t_res, "train_seconds": t_train, "n_real": n_real, "n_fake": n_fake,
