@@ -262,8 +262,7 @@ def _samples(path: Path, enc, clean: torch.Tensor, seed: int) -> None:
 
 def cmd_embed(args) -> int:
     from ..atomic import RunFolder, write_text_atomic
-    from .bits import bit_accuracy, bits_to_str, decode_bits, parse_bits, random_bits
-    from .train import psnr, ssim
+    from .bits import parse_bits, random_bits
     from .weights import load_model
 
     device = resolve_device(args.device)
@@ -282,36 +281,21 @@ def cmd_embed(args) -> int:
     if len(set(stems)) != len(stems):
         raise DIFError(f"two images of {shown(args.data_dir)} share a name stem; their PNG outputs would collide")
     owned = lambda name: name in ("fingerprinted_images", "embedded_fingerprints.txt", "summary.json")  # noqa: E731
-    lines, psnrs, ssims, accs = [], [], [], []
     psnr_db = _frame_psnr(enc, args.psnr, args.use_celeba_preprocessing)
     with RunFolder(args.output_dir, args.overwrite, owned, what="--output_dir") as run:
         out = run.tmp / "fingerprinted_images"
         out.mkdir()
-        from PIL import Image
-
-        for kept, x in ([] if psnr_db else _batches(paths, enc.resolution, args.use_celeba_preprocessing, args.batch_size, args.workers,
-                                not args.quiet, "Embedding")):
-            bits = fixed.expand(len(x), n).clone() if fixed is not None else random_bits(len(x), n, g)
-            with torch.no_grad():
-                y = (enc(bits.to(device), x.to(device)).cpu() * 255).round() / 255
-            psnrs.append(psnr(y, x))
-            ssims.append(ssim(y, x))
-            if dec is not None:
-                with torch.no_grad():
-                    accs.append(torch.from_numpy(bit_accuracy(bits, decode_bits(dec(y.to(device))).cpu())))
-            for p, img, b in zip(kept, y, bits):
-                arr = (img.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
-                Image.fromarray(arr).save(out / f"{p.stem}.png")
-                lines.append((f"{p.stem}.png", bits_to_str(b)))
-        if psnr_db:
-            lines, psnrs, ssims, accs = _embed_frames(args, paths, enc, dec, fixed, g, psnr_db, out, device)
+        embed = _embed_frames if psnr_db else _embed_squares
+        lines, psnrs, ssims, accs = embed(args, paths, enc, dec, fixed, g, psnr_db, out, device)
         if not lines:
             raise DIFError(f"no readable images in {shown(args.data_dir)}")
         write_text_atomic(run.tmp / "embedded_fingerprints.txt",
                           fingerprint_lines([n for n, _ in lines], [b for _, b in lines]))
+        protocol = f"whole photo at its own size, {psnr_db:g} dB" if psnr_db else \
+            f"centre square resized to {enc.resolution} px"
         summary = {"encoder": str(args.encoder_path), "images": len(lines), "resolution": enc.resolution,
-                   "protocol": f"whole photo at its own size, {psnr_db:g} dB" if psnr_db else
-                   f"centre square resized to {enc.resolution} px", "fingerprint_length": n, "identical_fingerprints": fixed is not None, "seed": args.seed,
+                   "protocol": protocol, "fingerprint_length": n, "identical_fingerprints": fixed is not None,
+                   "seed": args.seed,
                    "psnr": float(torch.cat(psnrs).mean()), "ssim": float(torch.cat(ssims).mean())}
         if accs:
             summary["bit_accuracy"] = float(torch.cat(accs).mean())
@@ -332,9 +316,41 @@ def _frame_psnr(enc, psnr: Optional[float], celeba: bool) -> Optional[float]:
         from .frame import check_psnr
 
         check_psnr(psnr)
-    if enc.frame_psnr and celeba:
-        raise DIFError("--use_celeba_preprocessing crops to a square: a whole-photo pair keeps the photo whole")
+    _whole_refuses_celeba(enc, celeba)
     return psnr if psnr is not None else enc.frame_psnr
+
+
+def _embed_squares(args, paths, enc, dec, fixed, g, psnr_db, out: Path, device):
+    """Each photo's centre square (or CelebA crop) at the pair's resolution fingerprinted, saved as
+    PNG (the paper's protocol; ``psnr_db`` is None)."""
+    from PIL import Image
+
+    from .bits import bit_accuracy, bits_to_str, decode_bits, random_bits
+    from .train import psnr, ssim
+
+    n = enc.fingerprint_length
+    lines, psnrs, ssims, accs = [], [], [], []
+    for kept, x in _batches(paths, enc.resolution, args.use_celeba_preprocessing, args.batch_size, args.workers,
+                            not args.quiet, "Embedding"):
+        bits = fixed.expand(len(x), n).clone() if fixed is not None else random_bits(len(x), n, g)
+        with torch.no_grad():
+            y = (enc(bits.to(device), x.to(device)).cpu() * 255).round() / 255
+        psnrs.append(psnr(y, x))
+        ssims.append(ssim(y, x))
+        if dec is not None:
+            with torch.no_grad():
+                accs.append(torch.from_numpy(bit_accuracy(bits, decode_bits(dec(y.to(device))).cpu())))
+        for p, img, b in zip(kept, y, bits):
+            arr = (img.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+            Image.fromarray(arr).save(out / f"{p.stem}.png")
+            lines.append((f"{p.stem}.png", bits_to_str(b)))
+    return lines, psnrs, ssims, accs
+
+
+def _whole_refuses_celeba(model, celeba: bool) -> None:
+    """The CelebA preprocessing crops to a square; a whole-photo pair works on the photo whole."""
+    if model.frame_psnr and celeba:
+        raise DIFError("--use_celeba_preprocessing crops to a square: a whole-photo pair works on the photo whole")
 
 
 def _full_size(img: torch.Tensor) -> torch.Tensor:
@@ -376,14 +392,13 @@ def _decode(args, dec, device, desc: str):
     from .bits import decode_bits
 
     check_celeba(dec.resolution, args.use_celeba_preprocessing, "decoder")
+    _whole_refuses_celeba(dec, args.use_celeba_preprocessing)
     names, rows = [], []
+    paths = _images(args.data_dir)
     if dec.frame_psnr:
-        if args.use_celeba_preprocessing:
-            raise DIFError("--use_celeba_preprocessing crops to a square: a whole-photo pair reads the photo whole")
         from ..data import stream_images
         from .frame import ReadCanvas, read_frame
 
-        paths = _images(args.data_dir)
         for idx, cols in stream_images(paths, [ReadCanvas(dec.resolution)], batch_size=args.batch_size,
                                        workers=args.workers, progress=not args.quiet, desc=desc):
             if idx:
@@ -391,12 +406,12 @@ def _decode(args, dec, device, desc: str):
                     rows.append(decode_bits(read_frame(dec, torch.stack(cols[0]).to(device))[0]).cpu().numpy()
                                 .astype(np.uint8))
                 names += [paths[i].name for i in idx]
-    for kept, x in ([] if dec.frame_psnr else _batches(_images(args.data_dir), dec.resolution,
-                                                         args.use_celeba_preprocessing, args.batch_size,
-                                                         args.workers, not args.quiet, desc)):
-        with torch.no_grad():
-            rows.append(decode_bits(dec(x.to(device))).cpu().numpy().astype(np.uint8))
-        names += [p.name for p in kept]
+    else:
+        for kept, x in _batches(paths, dec.resolution, args.use_celeba_preprocessing, args.batch_size, args.workers,
+                                not args.quiet, desc):
+            with torch.no_grad():
+                rows.append(decode_bits(dec(x.to(device))).cpu().numpy().astype(np.uint8))
+            names += [p.name for p in kept]
     if not names:
         raise DIFError(f"no readable images in {shown(args.data_dir)}")
     return names, np.concatenate(rows)
