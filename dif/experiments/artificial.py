@@ -261,6 +261,12 @@ def run_transfer(args) -> int:
         raise DIFError(f"--size {res}: a square pair fingerprints {enc.resolution} px crops only")
     if args.reread and not args.samples_dir:
         raise DIFError("--reread reads the samples of --samples-dir: give it")
+    saved = {}
+    for name in args.models if args.reread else ():  # before any crop is fingerprinted
+        folder = args.samples_dir / name
+        saved[name] = sorted(folder.glob("*.png"))[:args.samples] if folder.is_dir() else []
+        if not saved[name]:
+            raise DIFError(f"--reread: no samples in {folder}")
 
     def read(x: torch.Tensor) -> torch.Tensor:
         from ..artificial.frame import read_frame
@@ -299,10 +305,7 @@ def run_transfer(args) -> int:
         folder = args.samples_dir / name if args.samples_dir else None
         t = time.perf_counter()
         if args.reread:
-            files = sorted(folder.glob("*.png"))[:args.samples] if folder.is_dir() else []
-            if not files:
-                raise DIFError(f"--reread: no samples in {folder}")
-            samples = torch.stack([load_image(f) for f in files])
+            samples = torch.stack([load_image(f) for f in saved[name]])
         else:
             cfg = GeneratorConfig(arch=args.arch, training=args.training, size=res, steps=args.steps, seed=args.seed,
                                   batch=args.batch)
