@@ -36,6 +36,7 @@ REFINE = (-0.006, -0.004, -0.002, 0.002, 0.004, 0.006)  # read_frame's second lo
 # the sides' fractions read_frame tries (a centre crop keeping 56-100% of the area)
 CROP_SEARCH = tuple(round(1 - 0.0125 * i, 4) for i in range(21))
 EDGE_FILL_GRIDS = (2,)  # grids whose missing border is filled with the edge pixels, not the mean colour
+READ_NOISE = 0.1  # std of the seeded noise on the photo that read_frame chooses the frame on (images in [0, 1])
 
 
 def check_psnr(psnr_db: float) -> float:
@@ -183,36 +184,52 @@ def agreement(tiles: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
     return ratio.mean(1) * (w.sum() / w.pow(2).sum().sqrt())
 
 
+def choice_noise(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    """``x`` (N x 3 x S x S canvases) with seeded Gaussian noise of ``sigma`` added: one field, the
+    same for every photo, so that a reading never depends on the other photos of its batch."""
+    if sigma <= 0:
+        return x
+    field = torch.randn(x.shape[-3:], generator=torch.Generator().manual_seed(0))
+    return x + sigma * field.to(x.device, x.dtype)
+
+
 def read_frame(decoder: FingerprintDecoder, x: torch.Tensor, search: Sequence[float] = CROP_SEARCH,
-               grids: Sequence[int] = READ_GRIDS, refine: Sequence[float] = REFINE) -> tuple[torch.Tensor, torch.Tensor]:
-    """(N x bits logits, N fractions): for each photo (all of one size), the reading among the grids
-    and the frames of ``search`` whose tiles agree most (``agreement``), then among that grid's
-    frames ``refine`` away from the best one (a frame 0.6% too large already costs bits), and the
-    fraction it assumed; a tiny photo is read with one tile, whole. Choosing by agreement alone,
-    never by what the bits say, keeps a clean photo's bits random."""
+               grids: Sequence[int] = READ_GRIDS, refine: Sequence[float] = REFINE,
+               noise: float = READ_NOISE) -> tuple[torch.Tensor, torch.Tensor]:
+    """(N x bits logits, N fractions): for each photo (all of one size), the grid and frame among
+    ``grids`` and ``search`` whose tiles agree most (``agreement``), then among that grid's frames
+    ``refine`` away from the best one (a frame 0.6% too large already costs bits), and the fraction
+    it assumed; a tiny photo is read with one tile, whole. The frame is chosen on the photo with
+    seeded noise of ``noise`` added (``choice_noise``): on smooth content the tiles of a wrong frame
+    agree on what the decoder reads from the content itself, and noise drowns that agreement while
+    the fingerprint's, read from every tile alike, stays. The bits are then read from the photo as
+    it is, at the frame chosen. Choosing by agreement alone, never by what the bits say, keeps a
+    clean photo's bits random."""
     if tiny(*x.shape[-2:], decoder.resolution):
         return frame_logits(decoder, x, 1.0, 1), torch.ones(len(x))
     x = thumbnail(x, canvas_side(decoder.resolution))  # once, not per reading
-    best_l = best_c = best_f = best_g = None
+    look = choice_noise(x, noise)
+    best_c = torch.full((len(x),), -math.inf, device=x.device)
+    best_f, best_g = torch.ones(len(x), device=x.device), torch.zeros(len(x), device=x.device)
     for g, f in ((g, f) for g in grids for f in search):
-        t, w = frame_tiles(decoder, x, f, g)
-        lg = (t * w[:, None]).sum(1) / w.sum()
-        conf = agreement(t, w)
-        if best_l is None:
-            best_l, best_c, best_f, best_g = lg, conf, torch.full_like(conf, f), torch.full_like(conf, g)
-        else:
-            better = conf > best_c
-            best_l = torch.where(better[:, None], lg, best_l)
-            best_c = torch.where(better, conf, best_c)
-            best_f = torch.where(better, torch.full_like(conf, f), best_f)
-            best_g = torch.where(better, torch.full_like(conf, g), best_g)
+        conf = agreement(*frame_tiles(decoder, look, f, g))
+        better = conf > best_c
+        best_c = torch.where(better, conf, best_c)
+        best_f = torch.where(better, torch.full_like(conf, f), best_f)
+        best_g = torch.where(better, torch.full_like(conf, g), best_g)
     for i in range(len(x)):  # each photo's own neighbourhood
         g, f0 = int(best_g[i]), float(best_f[i])
         for f in (round(f0 + d, 4) for d in refine):
             if not min(search) - 0.01 <= f < 1:
                 continue
-            t, w = frame_tiles(decoder, x[i:i + 1], f, g)
-            conf = float(agreement(t, w)[0])
+            conf = float(agreement(*frame_tiles(decoder, look[i:i + 1], f, g))[0])
             if conf > best_c[i]:
-                best_l[i], best_c[i], best_f[i] = (t[0] * w[:, None]).sum(0) / w.sum(), conf, f
-    return best_l, best_f
+                best_c[i], best_f[i] = conf, f
+    logits = None
+    for g, f in sorted({(int(g), round(float(f), 4)) for g, f in zip(best_g, best_f)}):
+        idx = ((best_g == g) & ((best_f - f).abs() < 1e-6)).nonzero().flatten()
+        lg = frame_logits(decoder, x[idx], f, g)
+        if logits is None:
+            logits = lg.new_empty(len(x), lg.shape[1])
+        logits[idx] = lg
+    return logits, best_f.cpu()
