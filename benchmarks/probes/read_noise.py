@@ -1,13 +1,14 @@
 #!/usr/bin/env python3
 """One-off probe: whole-photo fingerprints read with seeded Gaussian noise added to the reading
-canvas, either for choosing the frame only ("select") or for the choice and the bits ("all"),
+canvas, either for choosing the frame only ("select"; "coarse": only the first, coarse choice) or for the choice and the bits ("all"),
 clean and after JPEG 75, halving, blur 1 and a centre crop keeping 80% of the area; unmarked
 photos read too (their bits must stay at chance).
 
-    python benchmarks/probes/read_noise.py SIGMAS MODES DIR[:STEP] [...]   (SIGMAS e.g. 0.02,0.05; MODES select,all;
-        STEP: every STEP-th photo)
+    python benchmarks/probes/read_noise.py SIGMAS MODES DIR[:STEP] [...]   (SIGMAS e.g. 0.02,0.05; MODES select,coarse,all;
+        STEP: every STEP-th photo; CONDS=clean,crop0.894 picks the conditions, MEAN_FILL=1 fills
+        every grid's border with the mean colour)
 """
-import sys, time, numpy as np, torch
+import os, sys, time, numpy as np, torch
 import dif.artificial.frame as frame
 from dif.artificial.bits import bit_accuracy, decode_bits, random_bits
 from dif.artificial.weights import DEFAULT_PAIR, load_model
@@ -16,7 +17,9 @@ from dif.robustness import get_perturbation
 
 torch.set_num_threads(1)
 enc = load_model(DEFAULT_PAIR / "encoder.pth", "encoder"); dec = load_model(DEFAULT_PAIR / "decoder.pth", "decoder")
-conds = ["clean", "jpeg75", "resize0.5", "blur1", "crop0.894", "unmarked"]
+conds = os.environ.get("CONDS", "clean,jpeg75,resize0.5,blur1,crop0.894,unmarked").split(",")
+if os.environ.get("MEAN_FILL"):  # the mean colour on every grid
+    frame.EDGE_FILL_GRIDS = ()
 
 
 def read(canvas, sigma, mode):
@@ -28,7 +31,7 @@ def read(canvas, sigma, mode):
         for f in frame.CROP_SEARCH:
             t, w = frame.frame_tiles(dec, noisy, f, gr)
             conf = frame.agreement(t, w)
-            if mode == "select" and sigma > 0:
+            if mode in ("select", "coarse") and sigma > 0:
                 t, w = frame.frame_tiles(dec, canvas, f, gr)
             lg = (t * w[:, None]).sum(1) / w.sum()
             if best is None:
@@ -39,10 +42,13 @@ def read(canvas, sigma, mode):
                         torch.where(b, torch.full_like(conf, f), best[2]), torch.where(b, torch.full_like(conf, gr), best[3])]
     for i in range(len(canvas)):  # read_frame's refinement around each photo's choice
         gr, f0 = int(best[3][i]), float(best[2][i])
+        if mode == "coarse" and sigma > 0:  # refine on the photo itself: its confidence at the choice
+            t, w = frame.frame_tiles(dec, canvas[i:i + 1], f0, gr)
+            best[1][i] = float(frame.agreement(t, w)[0])
         for f in (round(f0 + d, 4) for d in frame.REFINE):
             if not min(frame.CROP_SEARCH) - 0.01 <= f < 1:
                 continue
-            t, w = frame.frame_tiles(dec, noisy[i:i + 1], f, gr)
+            t, w = frame.frame_tiles(dec, (canvas if mode == "coarse" else noisy)[i:i + 1], f, gr)
             conf = float(frame.agreement(t, w)[0])
             if conf > best[1][i]:
                 if mode == "select" and sigma > 0:

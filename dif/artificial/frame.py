@@ -15,8 +15,10 @@ JPEG, blur and halving remove, and the photo keeps its size. A reader does not k
 a crop moves the tiles: ``read_frame`` tries grids 2, 3 and 4 and the photo as the centre of larger
 frames (``CROP_SEARCH``, then finer steps around the best), the missing border filled with the
 photo's mean colour (grids 3 and 4) or its edge pixels repeated outward (grid 2, whose four tiles
-all touch the border: ``EDGE_FILL_GRIDS``), and keeps the reading whose tiles agree most
-(``agreement``); a photo under 1.5 R is read with grid 1 alone. The networks are a square pair's, unchanged: a whole-photo pair is
+all touch the border: ``EDGE_FILL_GRIDS``), and keeps the frame whose tiles agree most
+(``agreement``) on the photo with seeded noise added (``READ_NOISE``: on smooth content the
+decoder reads the content alike in every tile of a wrong frame, and the noise drowns that), then
+reads the bits from the photo itself at that frame; a photo under 1.5 R is read with grid 1 alone. The networks are a square pair's, unchanged: a whole-photo pair is
 one whose weight files record the protocol and its PSNR (``python -m dif.artificial whole``).
 """
 from __future__ import annotations
