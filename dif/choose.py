@@ -115,29 +115,23 @@ def out_of_fold_aucs(ts: TrainingSet, perturbed: dict[str, ResidualCache], cfg: 
     from .calibration import fold_detectors
 
     cache = ts.cache
-    y = cache.labels.numpy()
     image_of = {p: g for p, g in zip(cache.paths, ts.groups)}
-    oof = {"clean": np.full(len(y), np.nan)}
-    pert_groups = {}
+    # per condition: (residuals, labels, image ids, which rows are scored): the clean rows of the
+    # training set, and every perturbed row of an image the training set kept
+    conds = {"clean": (cache.residuals, cache.labels.numpy(), ts.groups, ts.clean)}
     for name, pc in perturbed.items():
-        oof[name] = np.full(len(pc.labels), np.nan)
-        pert_groups[name] = np.array([image_of.get(p, -1) for p in pc.paths], dtype=np.int64)
+        groups = np.array([image_of.get(p, -1) for p in pc.paths], dtype=np.int64)
+        conds[name] = (pc.residuals, pc.labels.numpy(), groups, groups >= 0)
+    oof = {name: np.full(len(c[1]), np.nan) for name, c in conds.items()}
     for held_ids, det in fold_detectors(cache.residuals, cache.labels, cfg, folds, device, ts.groups, progress,
                                         ts.per_image):
-        test_idx = np.flatnonzero(np.isin(ts.groups, held_ids) & ts.clean)
-        oof["clean"][test_idx] = det.direction * det.correlate(cache.residuals[torch.from_numpy(test_idx)])
-        for name, pc in perturbed.items():
-            idx = np.flatnonzero(np.isin(pert_groups[name], held_ids))
+        for name, (res, _, groups, keep) in conds.items():
+            idx = np.flatnonzero(np.isin(groups, held_ids) & keep)
             if len(idx):
-                oof[name][idx] = det.direction * det.correlate(_rows(pc.residuals, idx))
+                oof[name][idx] = det.direction * det.correlate(_rows(res, idx))
     aucs = {}
-    for name, scores in oof.items():
-        if name == "clean":
-            labels, groups, keep = y, ts.groups, ts.clean
-        else:
-            labels, groups = perturbed[name].labels.numpy(), pert_groups[name]
-            keep = groups >= 0
-        yy, ss = per_image_scores(scores[keep], labels[keep], groups[keep])
+    for name, (_, labels, groups, keep) in conds.items():
+        yy, ss = per_image_scores(oof[name][keep], labels[keep], groups[keep])
         aucs[name] = float(roc_auc_score(yy, ss)) if len(set(yy.tolist())) == 2 else float("nan")
     return aucs
 

@@ -227,11 +227,8 @@ def read_frame(decoder: FingerprintDecoder, x: torch.Tensor, search: Sequence[fl
             conf = float(agreement(*frame_tiles(decoder, look[i:i + 1], f, g))[0])
             if conf > best_c[i]:
                 best_c[i], best_f[i] = conf, f
-    logits = None
-    for g, f in sorted({(int(g), round(float(f), 4)) for g, f in zip(best_g, best_f)}):
+    logits = x.new_empty(len(x), decoder.fingerprint_length)
+    for g, f in sorted({(int(g), round(float(f), 4)) for g, f in zip(best_g, best_f)}):  # one pass per frame chosen
         idx = ((best_g == g) & ((best_f - f).abs() < 1e-6)).nonzero().flatten()
-        lg = frame_logits(decoder, x[idx], f, g)
-        if logits is None:
-            logits = lg.new_empty(len(x), lg.shape[1])
-        logits[idx] = lg
+        logits[idx] = frame_logits(decoder, x[idx], f, g)
     return logits, best_f.cpu()
