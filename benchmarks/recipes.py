@@ -3,6 +3,7 @@
 
     python benchmarks/recipes.py compare DATA [DATA ...] --out OUT.json [--recipe NAME=OPTIONS ...]
         [--extractor dncnn] [--epochs 100] [--crop 256] [--seeds 1] [--perturb jpeg90,jpeg75,resize0.5,crop]
+        [--figure OUT.png]
     python benchmarks/recipes.py lossless-set OUT [--ae-ups 2] [--ae-steps 800] [--seed 0]
 
 compare: DATA holds train/ and test/, each with 0_real/ and 1_fake/ (``python -m dif.demo`` makes
@@ -32,6 +33,8 @@ def get_args_parser():
     c.add_argument("--crop", type=int_in(32, 8192), default=256)
     c.add_argument("--seeds", type=int_in(1, 100), default=1)
     c.add_argument("--perturb", default="jpeg90,jpeg75,resize0.5,crop")
+    c.add_argument("--figure", type=Path, default=None,
+                   help="accuracy and AUC per recipe, in the order given (e.g. a curve over --train-size)")
     s = sub.add_parser("lossless-set", help="make the lossless large-image set")
     s.add_argument("out", type=Path)
     s.add_argument("--ae-steps", type=int_in(1, 10**6), default=800)

@@ -212,9 +212,10 @@ def test_the_recipes_benchmark_runs_end_to_end(tmp_path):
     make_dataset(data / "test", n=3, size=48, seed=1)
     cmd = [sys.executable, str(root / "benchmarks" / "recipes.py"), "compare", str(data), "--out", str(tmp_path / "r.json"),
            "--extractor", "highpass", "--epochs", "2", "--crop", "32", "--perturb", "jpeg90"]
-    p = subprocess.run(cmd + ["--recipe", "clean", "--recipe", "grid=--augment-kinds jpeg,blur,noise --loss paper"],
-                       capture_output=True, text=True, timeout=300)
+    p = subprocess.run(cmd + ["--recipe", "clean", "--recipe", "grid=--augment-kinds jpeg,blur,noise --loss paper",
+                              "--figure", str(tmp_path / "r.png")], capture_output=True, text=True, timeout=300)
     assert p.returncode == 0, p.stderr
+    assert (tmp_path / "r.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     r = json.loads((tmp_path / "r.json").read_text())
     assert [x["recipe"] for x in r["runs"]] == ["clean", "grid"]
     assert r["recipes"]["grid"]["augment_kinds"] == "jpeg,blur,noise" and r["recipes"]["grid"]["loss"] == "paper"

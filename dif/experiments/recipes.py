@@ -58,6 +58,7 @@ def parse_recipes(items: list[str], base: str) -> dict[str, DIFConfig]:
 def run_compare(args) -> int:
     """Every recipe, data set and seed: held-out accuracy / AUC per condition, and the means."""
     check_output_file(args.out, "--out")
+    check_output_file(args.figure, "--figure")
     base = f"--extractor {shlex.quote(args.extractor)} --epochs {args.epochs} --crop {args.crop} --checkpoint-every {args.epochs}"
     recipes = parse_recipes(args.recipe, base)
     conds = ["clean"] + (parse_perturbations(args.perturb) if args.perturb else [])
@@ -89,11 +90,36 @@ def run_compare(args) -> int:
                                              for k in ("accuracy", "auc")} for c in conds}
     results.update(mean=table, seconds=round(time.perf_counter() - t0, 1))
     write_text_atomic(args.out, json.dumps(results, indent=1) + "\n")
+    if args.figure is not None:
+        recipe_figure(table, [d.name for d in sets], list(recipes), conds, args.figure)
     print("| data / recipe | " + " | ".join(conds) + " |")
     print("|---" * (len(conds) + 1) + "|")
     for k, v in table.items():
         print(f"| {k} | " + " | ".join(f"{v[c]['accuracy']:.3f} / {v[c]['auc']:.3f}" for c in conds) + " |")
     return 0
+
+
+def recipe_figure(table: dict, sets: list[str], recipes: list[str], conds: list[str], path: Path) -> None:
+    """One panel per data set: each condition's mean held-out accuracy (solid) and AUC (dashed)
+    against the recipes in the order given, so that recipes that step one option (``--train-size
+    5``, ``10``, ``20``) draw its curve."""
+    from ..plots import _plt, _save
+
+    plt = _plt()
+    fig, axes = plt.subplots(1, len(sets), figsize=(4.2 * len(sets) + 1.5, 3.4), squeeze=False)
+    x = np.arange(len(recipes))
+    for ax, d in zip(axes[0], sets):
+        for i, c in enumerate(conds):
+            colour = f"C{i}"
+            ax.plot(x, [table[f"{d}/{r}"][c]["accuracy"] for r in recipes], "o-", color=colour, label=f"{c} accuracy")
+            ax.plot(x, [table[f"{d}/{r}"][c]["auc"] for r in recipes], "s--", color=colour, alpha=0.6, label=f"{c} AUC")
+        ax.set_xticks(x, recipes, fontsize=8)
+        ax.set_ylim(0.0, 1.02)
+        ax.axhline(0.5, color="grey", lw=0.5)
+        ax.set_title(d, fontsize=9)
+        ax.grid(alpha=0.3)
+    axes[0][-1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    _save(fig, path)
 
 
 def run_lossless_set(args) -> int:
