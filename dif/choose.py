@@ -3,8 +3,7 @@
 No extractor wins everywhere: the DnCNN was chosen on JPEG-heavy data and is the weakest on a
 lossless generator, where a plain wavelet residual is the best. ``auto`` lets the training images
 decide. Each candidate, cheapest first, computes its residuals of a few tiles per image (the
-``SCREEN_TILES`` nearest the centre, with the perturbed training copies, or without them where
-most images give ``MANY_TILES`` tiles or more); fold fingerprints
+``SCREEN_TILES`` nearest the centre, with the perturbed training copies); fold fingerprints
 trained for E epochs (``auto:K:E``, default 5; 0: ``--epochs``) on all but one of K folds (default
 2) score the held-out fold, and the best out-of-fold AUC wins; AUCs within ``TIE`` of it are
 ties, which go to the cheaper candidate. Dearer candidates are not scored once the leader is
@@ -36,7 +35,6 @@ TIE = 0.005
 AUTO_FOLDS = 2
 AUTO_FOLD_EPOCHS = 5  # the fold trainings' epochs (0 = --epochs)
 SCREEN_TILES = 2  # tiles per image each candidate is ranked on (those nearest the centre)
-MANY_TILES = 9  # images that give at least this many tiles (most of the set) are ranked on clean tiles alone
 TRAINING_DEFAULT = "auto"  # train_dif.py's --extractor default; DEFAULT_EXTRACTOR stays the fixed fallback
 
 
@@ -87,25 +85,6 @@ def screen_tiles(cfg: DIFConfig) -> int:
     """Tiles per image a candidate is ranked on: ``SCREEN_TILES`` of those nearest the centre, or
     fewer when the fingerprint itself trains on fewer (``--tiles``)."""
     return SCREEN_TILES if cfg.tiles == 0 else min(cfg.tiles, SCREEN_TILES)
-
-
-def screen_copies(paths: Sequence[Path], cfg: DIFConfig) -> int:
-    """Perturbed copies per image a candidate is ranked on: ``cfg.augment``, or none when most
-    images give ``MANY_TILES`` tiles or more (1024 px at the default crop): such an image already
-    holds many samples, and the copies' residuals are most of the ranking's cost there (six
-    DnCNN tiles a face instead of two). Sizes come from the files' headers; an unreadable one
-    counts as small (it is skipped later with its reason)."""
-    from .crop import tile_offsets
-    from .data import image_size
-
-    if cfg.augment == 0 or not paths:
-        return cfg.augment
-    many = 0
-    for p in paths:
-        size = image_size(p)
-        if size is not None and size[0] >= cfg.crop and size[1] >= cfg.crop:
-            many += len(tile_offsets(size[1], size[0], cfg.crop, cfg.crop, cfg.tile_grid, cfg.tiles)) >= MANY_TILES
-    return 0 if 2 * many > len(paths) else cfg.augment
 
 
 def held_out_residuals(paths: Sequence[Path], labels: Sequence[int], extractor: torch.nn.Module, cfg: DIFConfig,
@@ -209,9 +188,9 @@ def choose_extractor(paths: Sequence[Path], labels: Sequence[int], cfg: DIFConfi
     fold_epochs = AUTO_FOLD_EPOCHS if fold_epochs is None else fold_epochs
     fold_epochs = cfg.epochs if fold_epochs <= 0 else min(fold_epochs, cfg.epochs)
     tiles = screen_tiles(cfg)
-    screen_cfg = replace(cfg, tiles=tiles, augment=screen_copies(paths, cfg))
+    screen_cfg = replace(cfg, tiles=tiles)
     report: dict = {"candidates": [], "tie": TIE, "folds": folds, "fold_epochs": fold_epochs, "screen_tiles": tiles,
-                    "screen_copies": screen_cfg.augment, "rule": "out-of-fold ROC AUC (corr); ties: cheaper"}
+                    "rule": "out-of-fold ROC AUC (corr); ties: cheaper"}
     if perturbations:
         report.update(perturbations=list(perturbations),
                       rule="mean of the clean and the mean perturbed out-of-fold ROC AUC (corr); ties: cheaper")
@@ -225,8 +204,7 @@ def choose_extractor(paths: Sequence[Path], labels: Sequence[int], cfg: DIFConfi
             ts = config_residuals(paths, labels, ext, screen_cfg, device, progress)
             fewest = fewest_images(ts)
             if fewest == 0:
-                # the caller says which class is empty
-                return ext.spec, _full(ts, screen_cfg, paths, labels, ext, cfg, device, progress), report
+                return ext.spec, _full(ts, paths, labels, ext, cfg, device, progress), report  # the caller says which
             if fewest < folds:
                 fallback = build_extractor(DEFAULT_EXTRACTOR, device, precision=cfg.extractor_precision)
                 report.update(chosen=fallback.spec, candidates=[],
@@ -234,7 +212,7 @@ def choose_extractor(paths: Sequence[Path], labels: Sequence[int], cfg: DIFConfi
                                        f"kept {fallback.spec}")
                 log.warning("--extractor auto: %s", report["fallback"])
                 if fallback.spec == ext.spec:
-                    return fallback.spec, _full(ts, screen_cfg, paths, labels, ext, cfg, device, progress), report
+                    return fallback.spec, _full(ts, paths, labels, ext, cfg, device, progress), report
                 return fallback.spec, config_residuals(paths, labels, fallback, cfg, device, progress), report
             perturbed = {}
             if perturbations:
@@ -273,18 +251,18 @@ def choose_extractor(paths: Sequence[Path], labels: Sequence[int], cfg: DIFConfi
         spill.restore(chosen, kept[chosen])
         ts = kept.pop(chosen)
     t0 = time.perf_counter()
-    full = _full(ts, screen_cfg, paths, labels, build_extractor(chosen, device, precision=cfg.extractor_precision), cfg,
-                 device, progress)
+    full = _full(ts, paths, labels, build_extractor(chosen, device, precision=cfg.extractor_precision), cfg, device,
+                 progress)
     report["final_residual_seconds"] = round(time.perf_counter() - t0, 1)
     return chosen, full, report
 
 
-def _full(ts: TrainingSet, screen_cfg: DIFConfig, paths: Sequence[Path], labels: Sequence[int], ext: torch.nn.Module,
-          cfg: DIFConfig, device, progress: bool) -> TrainingSet:
-    """The training residuals over every tile and copy the fingerprint trains on: ``ts`` (the
-    screen's, made with ``screen_cfg``) itself when it already held them all (the same copies,
-    and no image gave as many tiles as the screen's limit)."""
-    if screen_cfg.augment == cfg.augment and (screen_cfg.tiles == cfg.tiles or _most_tiles(ts) < screen_cfg.tiles):
+def _full(ts: TrainingSet, paths: Sequence[Path], labels: Sequence[int], ext: torch.nn.Module, cfg: DIFConfig,
+          device, progress: bool) -> TrainingSet:
+    """The training residuals over every tile the fingerprint trains on: ``ts`` itself when the
+    screen already held them all (no image gave as many tiles as the screen's limit)."""
+    tiles = screen_tiles(cfg)
+    if tiles == cfg.tiles or _most_tiles(ts) < tiles:
         return ts
     return config_residuals(paths, labels, ext, cfg, device, progress)
 

@@ -134,18 +134,6 @@ def load_image(path: str | Path, max_pixels: int = MAX_PIXELS) -> torch.Tensor:
 
 
 @functools.lru_cache(maxsize=None)
-def image_size(path: str | Path) -> Optional[tuple[int, int]]:
-    """(width, height) from the file's header, without decoding it; None when it cannot be read."""
-    path = Path(path)
-    try:
-        if path.suffix.lower() in HEIF_EXTENSIONS:
-            register_heif()
-        with Image.open(path) as img:
-            return img.size
-    except Exception:  # the decode that follows reports why, once
-        return None
-
-
 def register_heif() -> None:
     """Teach Pillow to open HEIC / HEIF files (the format of phones' photos) through the
     pillow-heif plugin, once per process; without the plugin, the one line that names it."""

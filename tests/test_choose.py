@@ -1,8 +1,6 @@
 """auto's rule (dif/choose.py) and the precision of the training residuals."""
 from __future__ import annotations
 
-from dataclasses import replace
-
 import numpy as np
 import pytest
 import torch
@@ -142,26 +140,3 @@ def test_auto_ranks_on_a_few_tiles_and_trains_on_all(tiny_data):
         assert c["score"] == pytest.approx(criterion({"clean": c["auc"], **c["perturbed"]}), abs=2e-4)
     assert criterion({"clean": 0.9, "jpeg75": 0.7, "crop": 0.5}) == pytest.approx(0.75)
     assert criterion({"clean": 0.9}) == 0.9
-
-
-def test_images_of_many_tiles_are_ranked_on_their_clean_tiles(tiny_data, tmp_path):
-    """Where most images give MANY_TILES tiles or more, the candidates are ranked without the
-    perturbed copies (the screen's cost), and the chosen one's residuals still hold every tile of
-    every copy: those of a fixed training. Images of few tiles keep their copies in the screen."""
-    from conftest import make_dataset
-
-    from dif.choose import MANY_TILES, choose_extractor, config_residuals, screen_copies
-    from dif.data import find_labelled
-    from dif.extractors import build_extractor
-
-    big = find_labelled(make_dataset(tmp_path / "big", n=4, size=96))  # 9 tiles of 32 px each
-    cfg = DIFConfig(crop=32, epochs=2, augment=1, tiles=0, batch_size=8)
-    assert (96 // 32) ** 2 >= MANY_TILES > (64 // 32) ** 2
-    assert screen_copies(big.paths, cfg) == 0
-    assert screen_copies(find_labelled(tiny_data).paths, cfg) == 1  # 4 tiles an image: few
-    assert screen_copies(big.paths, replace(cfg, tiles=4)) == 1  # trains on 4 tiles an image: few
-    chosen, ts, rep = choose_extractor(big.paths, big.labels, cfg, "cpu", candidates=("highpass", "wavelet-dwt"))
-    assert rep["screen_copies"] == 0
-    full = config_residuals(big.paths, big.labels, build_extractor(chosen), cfg, "cpu")
-    assert torch.equal(ts.cache.residuals, full.cache.residuals) and np.array_equal(ts.groups, full.groups)
-    assert ts.clean.sum() == 8 * 9 < len(ts.cache.residuals)  # every tile of the 8 images, and their copies

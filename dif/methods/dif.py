@@ -132,10 +132,8 @@ class DIFMethod(Method):
         elif self.extractor_choice:
             ch = self.extractor_choice
             cands = ", ".join(f"{c['extractor']} {c['auc']:.3f}" for c in ch["candidates"])
-            clean_only = ch.get("screen_copies", cfg.augment) < cfg.augment
             notes.append(f"--extractor auto chose {cfg.extractor} (out-of-fold AUC, {ch['folds']} folds of "
-                         f"{ch['fold_epochs']} epochs on up to {ch['screen_tiles']} tiles per image"
-                         f"{', without the perturbed copies' if clean_only else ''}: {cands}; "
+                         f"{ch['fold_epochs']} epochs on up to {ch['screen_tiles']} tiles per image: {cands}; "
                          f"ties within {ch['tie']} go to the cheaper one"
                          + (f"; not scored, as none could win: {', '.join(ch['skipped'])}" if ch.get("skipped")
                             else "") + ")")
