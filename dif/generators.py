@@ -27,7 +27,9 @@ ARCHS = ("dcgan", "upconv")
 TRAININGS = ("gan", "ae")
 
 
-def _levels(size: int) -> int:
+def generator_levels(size: int) -> int:
+    """Up-samplings from 4 x 4 to ``size``; DIFError unless ``size`` is a power of 2 in [8, 128]
+    (callers check it before minutes of preparation)."""
     if size < 8 or size > 128 or size & (size - 1):
         raise DIFError(f"generator size must be a power of 2 in [8, 128], got {size}")
     return int(math.log2(size)) - 2  # 4 x 4 -> size
@@ -41,7 +43,7 @@ class Generator(nn.Module):
         if arch not in ARCHS:
             raise DIFError(f"unknown generator architecture {arch!r} (known: {', '.join(ARCHS)})")
         self.arch, self.size, self.nz = arch, size, nz
-        n = _levels(size)
+        n = generator_levels(size)
         ch = [width * 2 ** (n - 1 - i) for i in range(n)] + [3]  # e.g. 128, 64, 32 -> 3
         self.stem = nn.Sequential(nn.Linear(nz, ch[0] * 16), nn.Unflatten(1, (ch[0], 4, 4)), nn.BatchNorm2d(ch[0]),
                                   nn.ReLU(True))
@@ -65,7 +67,7 @@ class Encoder(nn.Module):
 
     def __init__(self, size: int = 32, nz: int = 64, width: int = 32) -> None:
         super().__init__()
-        n = _levels(size)
+        n = generator_levels(size)
         layers, cin = [], 3
         for i in range(n):
             cout = width * 2 ** i

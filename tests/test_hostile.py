@@ -435,6 +435,7 @@ def test_saves_are_byte_reproducible(tmp_path, tiny_data, scripts):
     ("extractor_choice.py", ["SHARED/cnndetection", "--auto-perturb", "bogus"], "bogus"),
     ("artificial.py", ["transfer", "--reread"], "--reread"),
     ("artificial.py", ["transfer", "--reread", "--samples-dir", "DATA/nowhere"], "no samples in"),
+    ("artificial.py", ["transfer", "--size", "100"], "power of 2"),
     ("paper_table.py", ["SHARED/cnndetection", "--only", "crn,bogus"], "no such generators: bogus"),
     ("recipes.py", ["compare", "DATA", "--out", "r.json", "--recipe", "bogus"], "--recipe"),
     ("recipes.py", ["compare", "DATA", "--out", "r.json", "--recipe", "x=--augment-kinds jpeg,zoom"], "zoom"),

@@ -27,7 +27,7 @@ from ..atomic import check_output_file, write_bytes_atomic, write_text_atomic
 from ..cli import resolve_device
 from ..data import list_images, load_image, stream_images
 from ..errors import DIFError
-from ..generators import GeneratorConfig, random_crops, train_generator
+from ..generators import GeneratorConfig, generator_levels, random_crops, train_generator
 from ..plots import _plt, _save
 from ..robustness import get_perturbation
 from .common import need_shared_data
@@ -261,6 +261,8 @@ def run_transfer(args) -> int:
         raise DIFError(f"--size {res}: a square pair fingerprints {enc.resolution} px crops only")
     if args.reread and not args.samples_dir:
         raise DIFError("--reread reads the samples of --samples-dir: give it")
+    if not args.reread:
+        generator_levels(res)  # a size no generator makes fails now, not after the crops are fingerprinted
     saved = {}
     for name in args.models if args.reread else ():  # before any crop is fingerprinted
         folder = args.samples_dir / name
